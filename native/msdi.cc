@@ -1,0 +1,752 @@
+// msdi native layer: a flat, handle-based surface over libtorch (ATen + autograd + optim).
+//
+// Design (after tch-rs's torch_api and tfjs-node's binding):
+//  - A tensor crosses into JavaScript as an External wrapping a TensorBox. `free` resets the
+//    box at once (the storage goes back to libtorch); the box itself is deleted when the
+//    External is collected, so a late free after GC or a double free can never crash.
+//  - Every entry point runs inside GUARD, which turns a c10::Error or std::exception into a
+//    JavaScript Error whose message starts "libtorch: ". No C++ exception escapes to Node.
+//  - Argument validation lives in TypeScript (src/engine); this file trusts shapes and types
+//    but still never dereferences a handle it cannot recognise.
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/types.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+#include <torch/version.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct TensorBox {
+  at::Tensor t;
+};
+
+struct AdamBox {
+  std::unique_ptr<torch::optim::Adam> opt;
+  std::vector<at::Tensor> params;
+};
+
+#define GUARD(...)                                                                 \
+  try {                                                                             \
+    __VA_ARGS__                                                                     \
+  } catch (const Napi::Error&) {                                                    \
+    throw;                                                                          \
+  } catch (const c10::Error& e) {                                                   \
+    throw Napi::Error::New(info.Env(), std::string("libtorch: ") + e.what_without_backtrace()); \
+  } catch (const std::exception& e) {                                               \
+    throw Napi::Error::New(info.Env(), std::string("libtorch: ") + e.what());       \
+  }
+
+// ---------------------------------------------------------------- argument helpers
+
+Napi::Value Wrap(Napi::Env env, at::Tensor t) {
+  auto* box = new TensorBox{std::move(t)};
+  return Napi::External<TensorBox>::New(env, box, [](Napi::Env, TensorBox* b) { delete b; });
+}
+
+at::Tensor& T(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsExternal())
+    throw Napi::TypeError::New(info.Env(), "libtorch: argument " + std::to_string(i) + " is not a tensor handle");
+  auto* box = info[i].As<Napi::External<TensorBox>>().Data();
+  if (!box->t.defined()) throw Napi::Error::New(info.Env(), "libtorch: tensor used after dispose()");
+  return box->t;
+}
+
+c10::optional<at::Tensor> OptT(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return c10::nullopt;
+  return T(info, i);
+}
+
+int64_t I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int64Value(); }
+double D(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
+bool B(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Boolean>().Value(); }
+std::string S(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::String>().Utf8Value(); }
+
+std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i) {
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) out[k] = arr.Get(k).As<Napi::Number>().Int64Value();
+  return out;
+}
+
+std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    auto v = arr.Get(k);
+    if (!v.IsExternal()) throw Napi::TypeError::New(info.Env(), "libtorch: list element is not a tensor handle");
+    auto* box = v.As<Napi::External<TensorBox>>().Data();
+    if (!box->t.defined()) throw Napi::Error::New(info.Env(), "libtorch: tensor used after dispose()");
+    out.push_back(box->t);
+  }
+  return out;
+}
+
+Napi::Array WrapList(Napi::Env env, const std::vector<at::Tensor>& ts) {
+  auto arr = Napi::Array::New(env, ts.size());
+  for (size_t k = 0; k < ts.size(); ++k) arr.Set(static_cast<uint32_t>(k), Wrap(env, ts[k]));
+  return arr;
+}
+
+at::ScalarType Dtype(const std::string& s) {
+  if (s == "float32") return at::kFloat;
+  if (s == "float16") return at::kHalf;
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "float64") return at::kDouble;
+  if (s == "int64") return at::kLong;
+  if (s == "int32") return at::kInt;
+  if (s == "uint8") return at::kByte;
+  if (s == "bool") return at::kBool;
+  throw std::invalid_argument("unknown dtype " + s);
+}
+
+const char* DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kDouble: return "float64";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return "other";
+  }
+}
+
+at::Device Dev(const std::string& s) { return at::Device(s); }
+
+at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtypeIdx, size_t devIdx) {
+  return at::TensorOptions().dtype(Dtype(S(info, dtypeIdx))).device(Dev(S(info, devIdx)));
+}
+
+// A scalar operand may be a number or a tensor: binary ops accept both.
+bool IsNum(const Napi::CallbackInfo& info, size_t i) { return info[i].IsNumber(); }
+
+// ---------------------------------------------------------------- creation and data
+
+// fromBuffer(typedArray, shape, dtype, device)
+Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto ta = info[0].As<Napi::TypedArray>();
+    auto shape = Ints(info, 1);
+    auto dtype = Dtype(S(info, 2));
+    auto cpu = at::empty(shape, at::TensorOptions().dtype(dtype));
+    size_t nbytes = cpu.numel() * cpu.element_size();
+    if (nbytes != ta.ByteLength())
+      throw std::invalid_argument("buffer holds " + std::to_string(ta.ByteLength()) + " bytes, shape needs " +
+                                  std::to_string(nbytes));
+    auto* src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (nbytes) std::memcpy(cpu.data_ptr(), src, nbytes);
+    auto dev = Dev(S(info, 3));
+    return Wrap(info.Env(), dev.is_cpu() ? cpu : cpu.to(dev));
+  })
+}
+
+// toBuffer(t) -> ArrayBuffer with the contiguous CPU bytes
+Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto t = T(info, 0).detach().to(at::kCPU).contiguous();
+    size_t nbytes = t.numel() * t.element_size();
+    auto ab = Napi::ArrayBuffer::New(info.Env(), nbytes);
+    if (nbytes) std::memcpy(ab.Data(), t.data_ptr(), nbytes);
+    return ab;
+  })
+}
+
+Napi::Value Meta(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& t = T(info, 0);
+    auto env = info.Env();
+    auto o = Napi::Object::New(env);
+    auto sizes = t.sizes();
+    auto shape = Napi::Array::New(env, sizes.size());
+    for (size_t k = 0; k < sizes.size(); ++k) shape.Set(static_cast<uint32_t>(k), Napi::Number::New(env, sizes[k]));
+    o.Set("shape", shape);
+    o.Set("dtype", DtypeName(t.scalar_type()));
+    o.Set("device", t.device().str());
+    return o;
+  })
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsExternal()) info[0].As<Napi::External<TensorBox>>().Data()->t.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value Item(const Napi::CallbackInfo& info) {
+  GUARD({ return Napi::Number::New(info.Env(), T(info, 0).item<double>()); })
+}
+
+#define CREATE(name, expr)                                      \
+  Napi::Value name(const Napi::CallbackInfo& info) {            \
+    GUARD({                                                     \
+      auto shape = Ints(info, 0);                               \
+      auto opts = Opts(info, 1, 2);                             \
+      return Wrap(info.Env(), expr);                            \
+    })                                                          \
+  }
+CREATE(Zeros, at::zeros(shape, opts))
+CREATE(Ones, at::ones(shape, opts))
+CREATE(Randn, at::randn(shape, opts))
+CREATE(Rand, at::rand(shape, opts))
+CREATE(Empty, at::empty(shape, opts))
+
+Napi::Value Full(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::full(Ints(info, 0), D(info, 3), Opts(info, 1, 2))); })
+}
+
+Napi::Value Arange(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::arange(D(info, 0), D(info, 1), D(info, 2), Opts(info, 3, 4))); })
+}
+
+Napi::Value To(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& t = T(info, 0);
+    auto opts = t.options();
+    if (!info[1].IsNull() && !info[1].IsUndefined()) opts = opts.dtype(Dtype(S(info, 1)));
+    if (!info[2].IsNull() && !info[2].IsUndefined()) opts = opts.device(Dev(S(info, 2)));
+    return Wrap(info.Env(), t.to(opts));
+  })
+}
+
+// ---------------------------------------------------------------- elementwise
+
+#define UNARY(name, expr)                           \
+  Napi::Value name(const Napi::CallbackInfo& info) { \
+    GUARD({                                         \
+      auto& a = T(info, 0);                         \
+      return Wrap(info.Env(), expr);                \
+    })                                              \
+  }
+UNARY(Neg, at::neg(a))
+UNARY(Abs, at::abs(a))
+UNARY(Log, at::log(a))
+UNARY(Exp, at::exp(a))
+UNARY(Sqrt, at::sqrt(a))
+UNARY(Rsqrt, at::rsqrt(a))
+UNARY(Sigmoid, at::sigmoid(a))
+UNARY(Tanh, at::tanh(a))
+UNARY(Relu, at::relu(a))
+UNARY(Sign, at::sign(a))
+UNARY(Round, at::round(a))
+UNARY(Floor, at::floor(a))
+UNARY(Clone, a.clone())
+UNARY(Contiguous, a.contiguous())
+UNARY(Detach, a.detach())
+UNARY(IsFinite, at::isfinite(a).all())
+
+Napi::Value LeakyRelu(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::leaky_relu(T(info, 0), D(info, 1))); })
+}
+
+Napi::Value Clamp(const Napi::CallbackInfo& info) {
+  GUARD({
+    c10::optional<at::Scalar> lo, hi;
+    if (info[1].IsNumber()) lo = D(info, 1);
+    if (info[2].IsNumber()) hi = D(info, 2);
+    return Wrap(info.Env(), at::clamp(T(info, 0), lo, hi));
+  })
+}
+
+Napi::Value Pow(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& a = T(info, 0);
+    return Wrap(info.Env(), IsNum(info, 1) ? at::pow(a, D(info, 1)) : at::pow(a, T(info, 1)));
+  })
+}
+
+// Binary ops with broadcasting; the right operand may be a number.
+#define BINARY(name, fn)                                                        \
+  Napi::Value name(const Napi::CallbackInfo& info) {                            \
+    GUARD({                                                                     \
+      auto& a = T(info, 0);                                                     \
+      if (IsNum(info, 1)) return Wrap(info.Env(), fn(a, at::Scalar(D(info, 1)))); \
+      return Wrap(info.Env(), fn(a, T(info, 1)));                               \
+    })                                                                          \
+  }
+BINARY(Add, at::add)
+BINARY(Sub, at::sub)
+BINARY(Mul, at::mul)
+BINARY(Div, at::div)
+BINARY(Eq, at::eq)
+BINARY(Gt, at::gt)
+BINARY(Lt, at::lt)
+
+Napi::Value Maximum(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& a = T(info, 0);
+    return Wrap(info.Env(), IsNum(info, 1) ? at::clamp_min(a, D(info, 1)) : at::maximum(a, T(info, 1)));
+  })
+}
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::matmul(T(info, 0), T(info, 1))); })
+}
+
+// a + b * s, fused (used by optimisers, blending and residual adds)
+Napi::Value AddScaled(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::add(T(info, 0), T(info, 1), D(info, 2))); })
+}
+
+Napi::Value Where(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::where(T(info, 0), T(info, 1), T(info, 2))); })
+}
+
+// ---------------------------------------------------------------- reductions
+
+// reduce(t, kind, dims|null, keepdim)
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& a = T(info, 0);
+    auto kind = S(info, 1);
+    bool all = info[2].IsNull() || info[2].IsUndefined();
+    bool keep = B(info, 3);
+    at::Tensor r;
+    if (kind == "sum") r = all ? a.sum() : a.sum(Ints(info, 2), keep);
+    else if (kind == "mean") r = all ? a.mean() : a.mean(Ints(info, 2), keep);
+    else if (kind == "max") r = all ? a.max() : a.amax(Ints(info, 2), keep);
+    else if (kind == "min") r = all ? a.min() : a.amin(Ints(info, 2), keep);
+    else if (kind == "var") r = all ? a.var(false) : a.var(Ints(info, 2), false, keep);
+    else throw std::invalid_argument("unknown reduction " + kind);
+    return Wrap(info.Env(), r);
+  })
+}
+
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::argmax(T(info, 0), I(info, 1), B(info, 2))); })
+}
+
+// ---------------------------------------------------------------- shape
+
+Napi::Value Reshape(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), T(info, 0).reshape(Ints(info, 1))); })
+}
+Napi::Value Permute(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), T(info, 0).permute(Ints(info, 1))); })
+}
+Napi::Value Expand(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), T(info, 0).expand(Ints(info, 1))); })
+}
+Napi::Value Flip(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), T(info, 0).flip(Ints(info, 1))); })
+}
+Napi::Value Rot90(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::rot90(T(info, 0), I(info, 1), Ints(info, 2))); })
+}
+// slice(t, dim, start, end, step)
+Napi::Value Slice(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), T(info, 0).slice(I(info, 1), I(info, 2), I(info, 3), I(info, 4))); })
+}
+Napi::Value Chunk(const Napi::CallbackInfo& info) {
+  GUARD({ return WrapList(info.Env(), T(info, 0).chunk(I(info, 1), I(info, 2))); })
+}
+Napi::Value Cat(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::cat(Tensors(info, 0), I(info, 1))); })
+}
+Napi::Value Stack(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::stack(Tensors(info, 0), I(info, 1))); })
+}
+Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
+  GUARD({ return Wrap(info.Env(), at::index_select(T(info, 0), I(info, 1), T(info, 2))); })
+}
+
+// ---------------------------------------------------------------- neural network ops
+
+// conv2d(x, w, b|null, stride[2], padding[2], dilation[2], groups)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  GUARD({
+    return Wrap(info.Env(), at::conv2d(T(info, 0), T(info, 1), OptT(info, 2), Ints(info, 3), Ints(info, 4),
+                                       Ints(info, 5), I(info, 6)));
+  })
+}
+
+// convTranspose2d(x, w, b|null, stride, padding, outputPadding, groups, dilation)
+Napi::Value ConvTranspose2d(const Napi::CallbackInfo& info) {
+  GUARD({
+    return Wrap(info.Env(), at::conv_transpose2d(T(info, 0), T(info, 1), OptT(info, 2), Ints(info, 3), Ints(info, 4),
+                                                 Ints(info, 5), I(info, 6), Ints(info, 7)));
+  })
+}
+
+// instanceNorm(x, w|null, b|null, eps)
+Napi::Value InstanceNorm(const Napi::CallbackInfo& info) {
+  GUARD({
+    return Wrap(info.Env(), at::instance_norm(T(info, 0), OptT(info, 1), OptT(info, 2), c10::nullopt, c10::nullopt,
+                                              true, 0.1, D(info, 3), at::globalContext().userEnabledCuDNN()));
+  })
+}
+
+// batchNorm(x, w|null, b|null, runningMean|null, runningVar|null, training, momentum, eps)
+// In training mode libtorch updates the running statistics in place, as torch does.
+Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  GUARD({
+    return Wrap(info.Env(), at::batch_norm(T(info, 0), OptT(info, 1), OptT(info, 2), OptT(info, 3), OptT(info, 4),
+                                           B(info, 5), D(info, 6), D(info, 7), at::globalContext().userEnabledCuDNN()));
+  })
+}
+
+// pad(x, pads [left, right, top, bottom], mode: constant|reflect|replicate, value)
+Napi::Value Pad(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& x = T(info, 0);
+    auto pads = Ints(info, 1);
+    auto mode = S(info, 2);
+    at::Tensor r;
+    if (mode == "reflect") r = at::reflection_pad2d(x, pads);
+    else if (mode == "replicate") r = at::replication_pad2d(x, pads);
+    else if (mode == "constant") r = at::constant_pad_nd(x, pads, D(info, 3));
+    else throw std::invalid_argument("unknown pad mode " + mode);
+    return Wrap(info.Env(), r);
+  })
+}
+
+// interpolate(x, size[2], mode: nearest|bilinear) — align_corners false, as torch's default.
+Napi::Value Interpolate(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& x = T(info, 0);
+    auto size = Ints(info, 1);
+    auto mode = S(info, 2);
+    at::Tensor r;
+    if (mode == "nearest") r = at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt);
+    else if (mode == "bilinear") r = at::upsample_bilinear2d(x, size, false, c10::nullopt, c10::nullopt);
+    else if (mode == "bicubic") r = at::upsample_bicubic2d(x, size, false, c10::nullopt, c10::nullopt);
+    else throw std::invalid_argument("unknown interpolation mode " + mode);
+    return Wrap(info.Env(), r);
+  })
+}
+
+// avgPool2d(x, kernel, stride, padding, ceilMode, countIncludePad)
+Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
+  GUARD({
+    return Wrap(info.Env(), at::avg_pool2d(T(info, 0), Ints(info, 1), Ints(info, 2), Ints(info, 3), B(info, 4),
+                                           B(info, 5)));
+  })
+}
+
+// normalize(x, p, dim, eps) as torch.nn.functional.normalize
+Napi::Value Normalize(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& x = T(info, 0);
+    auto n = x.norm(D(info, 1), I(info, 2), true).clamp_min(D(info, 3)).expand_as(x);
+    return Wrap(info.Env(), x / n);
+  })
+}
+
+// gridSample(x, grid, mode, padding) — bilinear/nearest sampling, align_corners false
+Napi::Value GridSample(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto mode = S(info, 2) == "nearest" ? 1 : 0;
+    auto pad = S(info, 3);
+    int64_t padMode = pad == "border" ? 1 : pad == "reflection" ? 2 : 0;
+    return Wrap(info.Env(), at::grid_sampler(T(info, 0), T(info, 1), mode, padMode, false));
+  })
+}
+
+// ---------------------------------------------------------------- in-place (no autograd)
+
+// copy_(dst, src): used for spectral-norm vectors, EMA and loading weights.
+Napi::Value CopyInto(const Napi::CallbackInfo& info) {
+  GUARD({
+    at::NoGradGuard ng;
+    T(info, 0).copy_(T(info, 1));
+    return info.Env().Undefined();
+  })
+}
+
+// ---------------------------------------------------------------- autograd
+
+Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  GUARD({
+    T(info, 0).requires_grad_(B(info, 1));
+    return info.Env().Undefined();
+  })
+}
+Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  GUARD({ return Napi::Boolean::New(info.Env(), T(info, 0).requires_grad()); })
+}
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& t = T(info, 0);
+    auto g = OptT(info, 1);
+    t.backward(g.has_value() ? *g : at::Tensor(), /*retain_graph=*/c10::nullopt, /*create_graph=*/false);
+    return info.Env().Undefined();
+  })
+}
+Napi::Value Grad(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto g = T(info, 0).grad();
+    if (!g.defined()) return info.Env().Null();
+    return Wrap(info.Env(), g);
+  })
+}
+Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+  GUARD({
+    T(info, 0).mutable_grad().reset();
+    return info.Env().Undefined();
+  })
+}
+Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  GUARD({
+    bool prev = at::GradMode::is_enabled();
+    at::GradMode::set_enabled(B(info, 0));
+    return Napi::Boolean::New(info.Env(), prev);
+  })
+}
+
+// Inference mode is an RAII guard in libtorch; JavaScript enters and leaves it in strict
+// LIFO order on the main thread, so the guards live on a stack here.
+std::vector<std::unique_ptr<c10::InferenceMode>> g_inference;
+Napi::Value EnterInference(const Napi::CallbackInfo& info) {
+  GUARD({
+    g_inference.push_back(std::make_unique<c10::InferenceMode>());
+    return info.Env().Undefined();
+  })
+}
+Napi::Value ExitInference(const Napi::CallbackInfo& info) {
+  GUARD({
+    if (!g_inference.empty()) g_inference.pop_back();
+    return info.Env().Undefined();
+  })
+}
+Napi::Value IsInference(const Napi::CallbackInfo& info) {
+  GUARD({ return Napi::Boolean::New(info.Env(), T(info, 0).is_inference()); })
+}
+
+// ---------------------------------------------------------------- optimiser
+
+std::string StateKey(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+
+AdamBox* AdamOf(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsExternal()) throw Napi::TypeError::New(info.Env(), "libtorch: not an optimizer handle");
+  auto* b = info[i].As<Napi::External<AdamBox>>().Data();
+  if (!b->opt) throw Napi::Error::New(info.Env(), "libtorch: optimizer used after dispose()");
+  return b;
+}
+
+// adamNew(params[], lr, beta1, beta2, eps, weightDecay)
+Napi::Value AdamNew(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto params = Tensors(info, 0);
+    auto opts = torch::optim::AdamOptions(D(info, 1)).betas({D(info, 2), D(info, 3)}).eps(D(info, 4)).weight_decay(D(info, 5));
+    auto* box = new AdamBox{std::make_unique<torch::optim::Adam>(params, opts), params};
+    return Napi::External<AdamBox>::New(info.Env(), box, [](Napi::Env, AdamBox* b) { delete b; });
+  })
+}
+Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+  GUARD({
+    AdamOf(info, 0)->opt->step();
+    return info.Env().Undefined();
+  })
+}
+Napi::Value AdamSetLr(const Napi::CallbackInfo& info) {
+  GUARD({
+    for (auto& g : AdamOf(info, 0)->opt->param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(D(info, 1));
+    return info.Env().Undefined();
+  })
+}
+Napi::Value AdamZeroGrad(const Napi::CallbackInfo& info) {
+  GUARD({
+    for (auto& p : AdamOf(info, 0)->params) p.mutable_grad().reset();
+    return info.Env().Undefined();
+  })
+}
+Napi::Value AdamFree(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) {
+    auto* b = info[0].As<Napi::External<AdamBox>>().Data();
+    b->opt.reset();
+    b->params.clear();
+  }
+  return info.Env().Undefined();
+}
+// adamGetState(opt) -> [{step, expAvg, expAvgSq} | null] in parameter order
+Napi::Value AdamGetState(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto* b = AdamOf(info, 0);
+    auto env = info.Env();
+    auto& state = b->opt->state();
+    auto arr = Napi::Array::New(env, b->params.size());
+    for (size_t k = 0; k < b->params.size(); ++k) {
+      auto it = state.find(StateKey(b->params[k]));
+      if (it == state.end()) {
+        arr.Set(static_cast<uint32_t>(k), env.Null());
+        continue;
+      }
+      auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+      auto o = Napi::Object::New(env);
+      o.Set("step", Napi::Number::New(env, static_cast<double>(s.step())));
+      o.Set("expAvg", Wrap(env, s.exp_avg().clone()));
+      o.Set("expAvgSq", Wrap(env, s.exp_avg_sq().clone()));
+      arr.Set(static_cast<uint32_t>(k), o);
+    }
+    return arr;
+  })
+}
+// adamSetState(opt, index, step, expAvg, expAvgSq)
+Napi::Value AdamSetState(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto* b = AdamOf(info, 0);
+    auto k = static_cast<size_t>(I(info, 1));
+    if (k >= b->params.size()) throw std::out_of_range("parameter index out of range");
+    auto s = std::make_unique<torch::optim::AdamParamState>();
+    s->step(I(info, 2));
+    s->exp_avg(T(info, 3).clone());
+    s->exp_avg_sq(T(info, 4).clone());
+    b->opt->state()[StateKey(b->params[k])] = std::move(s);
+    return info.Env().Undefined();
+  })
+}
+
+// clipGradNorm(params[], maxNorm) -> total norm before clipping
+Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto params = Tensors(info, 0);
+    double total = torch::nn::utils::clip_grad_norm_(params, D(info, 1), 2.0);
+    return Napi::Number::New(info.Env(), total);
+  })
+}
+
+// ---------------------------------------------------------------- runtime
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  GUARD({
+    at::set_num_threads(static_cast<int>(I(info, 0)));
+    return info.Env().Undefined();
+  })
+}
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  GUARD({ return Napi::Number::New(info.Env(), at::get_num_threads()); })
+}
+Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  GUARD({
+    at::manual_seed(static_cast<uint64_t>(I(info, 0)));
+    return info.Env().Undefined();
+  })
+}
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  GUARD({ return Napi::Boolean::New(info.Env(), at::hasCUDA()); })
+}
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), TORCH_VERSION);
+}
+Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), at::get_parallel_info());
+}
+
+// A deliberately failing call, so tests can check the error path end to end.
+Napi::Value ProvokeError(const Napi::CallbackInfo& info) {
+  GUARD({
+    TORCH_CHECK(false, "provoked error for testing");
+    return info.Env().Undefined();
+  })
+}
+
+}  // namespace
+
+#define EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, fn, name))
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  EXPORT("fromBuffer", FromBuffer);
+  EXPORT("toBuffer", ToBuffer);
+  EXPORT("meta", Meta);
+  EXPORT("free", Free);
+  EXPORT("item", Item);
+  EXPORT("zeros", Zeros);
+  EXPORT("ones", Ones);
+  EXPORT("randn", Randn);
+  EXPORT("rand", Rand);
+  EXPORT("empty", Empty);
+  EXPORT("full", Full);
+  EXPORT("arange", Arange);
+  EXPORT("to", To);
+  EXPORT("neg", Neg);
+  EXPORT("abs", Abs);
+  EXPORT("log", Log);
+  EXPORT("exp", Exp);
+  EXPORT("sqrt", Sqrt);
+  EXPORT("rsqrt", Rsqrt);
+  EXPORT("sigmoid", Sigmoid);
+  EXPORT("tanh", Tanh);
+  EXPORT("relu", Relu);
+  EXPORT("sign", Sign);
+  EXPORT("round", Round);
+  EXPORT("floor", Floor);
+  EXPORT("clone", Clone);
+  EXPORT("contiguous", Contiguous);
+  EXPORT("detach", Detach);
+  EXPORT("allFinite", IsFinite);
+  EXPORT("leakyRelu", LeakyRelu);
+  EXPORT("clamp", Clamp);
+  EXPORT("pow", Pow);
+  EXPORT("add", Add);
+  EXPORT("sub", Sub);
+  EXPORT("mul", Mul);
+  EXPORT("div", Div);
+  EXPORT("maximum", Maximum);
+  EXPORT("eq", Eq);
+  EXPORT("gt", Gt);
+  EXPORT("lt", Lt);
+  EXPORT("matmul", Matmul);
+  EXPORT("addScaled", AddScaled);
+  EXPORT("where", Where);
+  EXPORT("reduce", Reduce);
+  EXPORT("argmax", Argmax);
+  EXPORT("reshape", Reshape);
+  EXPORT("permute", Permute);
+  EXPORT("expand", Expand);
+  EXPORT("flip", Flip);
+  EXPORT("rot90", Rot90);
+  EXPORT("slice", Slice);
+  EXPORT("chunk", Chunk);
+  EXPORT("cat", Cat);
+  EXPORT("stack", Stack);
+  EXPORT("indexSelect", IndexSelect);
+  EXPORT("conv2d", Conv2d);
+  EXPORT("convTranspose2d", ConvTranspose2d);
+  EXPORT("instanceNorm", InstanceNorm);
+  EXPORT("batchNorm", BatchNorm);
+  EXPORT("pad", Pad);
+  EXPORT("interpolate", Interpolate);
+  EXPORT("avgPool2d", AvgPool2d);
+  EXPORT("normalize", Normalize);
+  EXPORT("gridSample", GridSample);
+  EXPORT("copyInto", CopyInto);
+  EXPORT("setRequiresGrad", SetRequiresGrad);
+  EXPORT("requiresGrad", RequiresGrad);
+  EXPORT("backward", Backward);
+  EXPORT("grad", Grad);
+  EXPORT("zeroGrad", ZeroGrad);
+  EXPORT("setGradEnabled", SetGradEnabled);
+  EXPORT("enterInference", EnterInference);
+  EXPORT("exitInference", ExitInference);
+  EXPORT("isInference", IsInference);
+  EXPORT("adamNew", AdamNew);
+  EXPORT("adamStep", AdamStep);
+  EXPORT("adamSetLr", AdamSetLr);
+  EXPORT("adamZeroGrad", AdamZeroGrad);
+  EXPORT("adamFree", AdamFree);
+  EXPORT("adamGetState", AdamGetState);
+  EXPORT("adamSetState", AdamSetState);
+  EXPORT("clipGradNorm", ClipGradNorm);
+  EXPORT("setNumThreads", SetNumThreads);
+  EXPORT("getNumThreads", GetNumThreads);
+  EXPORT("manualSeed", ManualSeed);
+  EXPORT("cudaAvailable", CudaAvailable);
+  EXPORT("version", Version);
+  EXPORT("parallelInfo", ParallelInfo);
+  EXPORT("provokeError", ProvokeError);
+  return exports;
+}
+
+NODE_API_MODULE(msdi_native, Init)
