@@ -1,0 +1,1 @@
+export { psnrLoss, l1Loss } from './pixel.js';

@@ -1,0 +1,93 @@
+/**
+ * Spatially adaptive modulation of skip connections by the degradation representation.
+ *
+ * - SPADE1 / SPADEResnetBlock1 (architecture1.py, the trunk): no normalisation; the
+ *   modulation reads [x, latent] so it adapts to content and blur together.
+ * - SPADE / SPADEResnetBlock (architecture2.py, the joint model's generators): param-free
+ *   BatchNorm, then gamma / beta from the latent alone.
+ */
+import { Tensor, cat, tidy, F } from '../engine/index.js';
+import { Module, Sequential } from '../nn/module.js';
+import { BatchNorm2d, Conv2d, LeakyReLU, ReLU } from '../nn/layers.js';
+
+const NHIDDEN = 128;
+
+function resizeTo(seg: Tensor, x: Tensor): Tensor {
+  const [, , h, w] = x.shape;
+  const [, , sh, sw] = seg.shape;
+  return sh === h && sw === w ? seg : F.interpolate(seg, [h, w], 'nearest');
+}
+
+export class SPADE1 extends Module {
+  readonly mlp_shared: Sequential;
+  readonly mlp_gamma: Conv2d;
+  readonly mlp_beta: Conv2d;
+  constructor(normNc: number, labelNc: number) {
+    super();
+    // Present in the official weights, never applied by SPADE1.forward.
+    this.child('param_free_norm', new BatchNorm2d(normNc, false));
+    this.mlp_shared = this.child('mlp_shared', new Sequential(
+      new Conv2d(labelNc + normNc, labelNc, 1),
+      new LeakyReLU(0.2),
+      new Conv2d(labelNc, NHIDDEN, 3, { padding: 1 }),
+      new LeakyReLU(0.2),
+      new Conv2d(NHIDDEN, NHIDDEN, 3, { padding: 1 }),
+      new LeakyReLU(0.2),
+    ));
+    this.mlp_gamma = this.child('mlp_gamma', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
+    this.mlp_beta = this.child('mlp_beta', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
+  }
+  forward(x: Tensor, seg: Tensor): Tensor {
+    return tidy(() => {
+      const actv = this.mlp_shared.forward(cat([x, resizeTo(seg, x)], 1));
+      return x.mul(this.mlp_gamma.forward(actv).add(1)).add(this.mlp_beta.forward(actv));
+    });
+  }
+}
+
+export class SPADE extends Module {
+  readonly param_free_norm: BatchNorm2d;
+  readonly mlp_shared: Sequential;
+  readonly mlp_gamma: Conv2d;
+  readonly mlp_beta: Conv2d;
+  constructor(normNc: number, labelNc: number) {
+    super();
+    this.param_free_norm = this.child('param_free_norm', new BatchNorm2d(normNc, false));
+    this.mlp_shared = this.child('mlp_shared', new Sequential(new Conv2d(labelNc, NHIDDEN, 3, { padding: 1 }), new ReLU()));
+    this.mlp_gamma = this.child('mlp_gamma', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
+    this.mlp_beta = this.child('mlp_beta', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
+  }
+  forward(x: Tensor, seg: Tensor): Tensor {
+    return tidy(() => {
+      const normalized = this.param_free_norm.forward(x);
+      const actv = this.mlp_shared.forward(resizeTo(seg, x));
+      return normalized.mul(this.mlp_gamma.forward(actv).add(1)).add(this.mlp_beta.forward(actv));
+    });
+  }
+}
+
+/** out = x + conv_0(lrelu(norm_0(x, seg))), conv_0 spectral-normalised (fin = fout, no learned shortcut). */
+class ResBlockBase extends Module {
+  readonly conv_0: Conv2d;
+  readonly norm_0: SPADE | SPADE1;
+  constructor(channels: number, norm: SPADE | SPADE1) {
+    super();
+    this.conv_0 = this.child('conv_0', new Conv2d(channels, channels, 3, { padding: 1, spectral: true }));
+    this.norm_0 = this.child('norm_0', norm);
+  }
+  forward(x: Tensor, seg: Tensor): Tensor {
+    return tidy(() => x.add(this.conv_0.forward(this.norm_0.forward(x, seg).leakyRelu(0.2))));
+  }
+}
+
+export class SPADEResnetBlock1 extends ResBlockBase {
+  constructor(channels: number, labelNc: number) {
+    super(channels, new SPADE1(channels, labelNc));
+  }
+}
+
+export class SPADEResnetBlock extends ResBlockBase {
+  constructor(channels: number, labelNc: number) {
+    super(channels, new SPADE(channels, labelNc));
+  }
+}
