@@ -187,3 +187,44 @@ test('strict loading names missing, unexpected and mis-shaped keys', () => {
   net.dispose();
   wide.dispose();
 });
+
+test('the official .pth checkpoint format loads into msdi_net and gives the same output', async () => {
+  const { loadWeights } = await import('../src/nn/state-dict.js');
+  const net = new MsdiNet({ wf: 4, version: 1 });
+  loadWeights(net, fixturePath('msdi_net_w4.pth'));
+  net.eval();
+  const fx = new Fixture('msdi_net_w4.eval.safetensors');
+  noGrad(() => tidy(() => {
+    assert.ok(fx.maxAbsDiff(net.forward(fx.tensor('input')).out2, 'out_2') < FWD);
+  }));
+  net.dispose();
+});
+
+test('paper config: ~247 M parameters, the released key set, ~336 GMACs and a 256x256 forward on CPU', async () => {
+  const { measureMacs } = await import('../src/nn/macs.js');
+  const { foldSpectralNorms } = await import('../src/nn/layers.js');
+  const { inferenceMode } = await import('../src/engine/index.js');
+  const net = new MsdiNet({ wf: 64, version: 1 }).eval();
+  try {
+    const params = net.numParameters();
+    assert.ok(Math.abs(params - 247e6) < 1e6, `parameters ${params}`);
+    // Keys do not depend on the width: the paper model has exactly the fixture's (released) key set.
+    const fixtureKeys = new Fixture('msdi_net_w4.weights.safetensors').keys().sort();
+    assert.deepEqual([...net.stateDict().keys()].sort(), fixtureKeys);
+    for (const [k, t] of net.stateDict()) {
+      if (k === 'conv_01.weight') assert.deepEqual(t.shape, [64, 3, 3, 3]);
+      if (k === 'ad1_list.3.norm_0.mlp_shared.0.weight') assert.deepEqual(t.shape, [512, 1024, 1, 1]);
+    }
+    foldSpectralNorms(net);
+    let shape: number[] = [];
+    const macs = measureMacs(() => inferenceMode(() => tidy(() => {
+      shape = net.forward(Tensor.rand([1, 3, 256, 256])).out2.shape;
+    })));
+    assert.deepEqual(shape, [1, 3, 256, 256]);
+    // Convolutions only: 332.8 G; the paper's 336.43 G also counts some non-conv work.
+    assert.ok(Math.abs(macs / 1e9 - 336.43) / 336.43 < 0.02, `GMACs ${macs / 1e9}`);
+    console.log(`# paper msdi_net: ${params} parameters, ${(macs / 1e9).toFixed(2)} GMACs at 256x256`);
+  } finally {
+    net.dispose();
+  }
+});

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { WeightsFileError } from './errors.js';
 import type { RawTensor } from './raw-tensor.js';
 import { parseSafetensors } from './safetensors.js';
-import { parseTorchCheckpoint } from './torch-checkpoint.js';
+import { isLegacyTorchFile, parseTorchCheckpoint } from './torch-checkpoint.js';
 
 export { WeightsFileError } from './errors.js';
 export { DTYPES, f32BitsToF16Bits, fromFloat32, isDType, itemSize, numel, toFloat32 } from './raw-tensor.js';
@@ -20,7 +20,7 @@ export {
   writeSafetensors,
 } from './safetensors.js';
 export type { SafetensorsContents } from './safetensors.js';
-export { ZipArchive, parseTorchCheckpoint, readTorchCheckpoint } from './torch-checkpoint.js';
+export { ZipArchive, isLegacyTorchFile, parseTorchCheckpoint, readTorchCheckpoint } from './torch-checkpoint.js';
 
 /** True when the bytes start like a zip archive ("PK\x03\x04"), i.e. a torch.save checkpoint. */
 export function isZip(buf: Uint8Array): boolean {
@@ -29,7 +29,7 @@ export function isZip(buf: Uint8Array): boolean {
 
 /** Parses weights held in memory, choosing the format from the content. */
 export function parseWeights(buf: Uint8Array, name: string): Map<string, RawTensor> {
-  if (isZip(buf) || (buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5)) return parseTorchCheckpoint(buf, name);
+  if (isZip(buf) || isLegacyTorchFile(buf)) return parseTorchCheckpoint(buf, name);
   return parseSafetensors(buf, name).tensors;
 }
 

@@ -19,6 +19,11 @@ export interface SafetensorsContents {
   metadata: Record<string, string>;
 }
 
+/** obj[key] = value, also for keys like "__proto__" (which plain assignment would not store). */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
@@ -89,7 +94,7 @@ function parseInner(buf: Uint8Array, name: string): SafetensorsContents {
       }
       for (const [mk, mv] of Object.entries(entry as Record<string, unknown>)) {
         if (typeof mv !== 'string') fail(`"__metadata__" value for ${JSON.stringify(mk)} must be a string, got ${describe(mv)}`);
-        metadata[mk] = mv as string;
+        setOwn(metadata, mk, mv as string);
       }
       continue;
     }
@@ -180,7 +185,7 @@ export function encodeSafetensors(
     const md: Record<string, string> = {};
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') throw new WeightsFileError(name, `metadata value for ${JSON.stringify(k)} must be a string`);
-      md[k] = v;
+      setOwn(md, k, v);
     }
     head.__metadata__ = md;
   }
@@ -206,7 +211,7 @@ export function encodeSafetensors(
         `${what} has ${t.data.length} data bytes but ${t.dtype}[${t.shape.join(', ')}] needs ${expected}`,
       );
     }
-    head[key] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + expected] };
+    setOwn(head, key, { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + expected] });
     offset += expected;
     chunks.push(t.data);
   }

@@ -458,7 +458,12 @@ class PickleMachine {
         if (a.length < 3) this.fail(`"${fn.fullName}" expects (func, new_type, args, state)`);
         const [func, newType, inner] = a;
         if (!(newType instanceof PyGlobal) || newType.kind !== 'tensor_class') this.fail(`"${fn.fullName}" new_type must be a tensor class`);
-        if (!(func instanceof PyGlobal) || !func.kind.startsWith('rebuild_')) this.fail(`"${fn.fullName}" func must be a tensor rebuild function`);
+        if (
+          !(func instanceof PyGlobal) ||
+          !(func.kind === 'rebuild_tensor_v2' || func.kind === 'rebuild_parameter' || func.kind === 'rebuild_parameter_with_state')
+        ) {
+          this.fail(`"${fn.fullName}" func must be a tensor rebuild function`);
+        }
         return this.call(func, inner);
       }
       default:
@@ -892,8 +897,16 @@ export function parseTorchCheckpoint(buf: Uint8Array, name: string): Map<string,
   }
 }
 
+/** Start of a pre-1.6 torch.save file: PROTO 2, LONG1 of the magic number 0x1950a86a20f9469cfc6c. */
+const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/** True when the bytes start like a legacy (non-zip, pre torch 1.6) torch.save file. */
+export function isLegacyTorchFile(buf: Uint8Array): boolean {
+  return buf.length >= LEGACY_MAGIC.length && LEGACY_MAGIC.every((b, i) => buf[i] === b);
+}
+
 function parseInner(buf: Uint8Array, file: string): Map<string, RawTensor> {
-  if (buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5) {
+  if (isLegacyTorchFile(buf)) {
     throw new WeightsFileError(file, 'legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with a newer torch');
   }
   const zip = new ZipArchive(buf, file);

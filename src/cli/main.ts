@@ -1,0 +1,42 @@
+/**
+ * msdi command line: `msdi <command> [options]`. Every failure prints one line naming the
+ * file and the problem and exits non-zero (2 for usage mistakes, 1 otherwise).
+ */
+import { UsageError } from './args.js';
+
+type Command = { summary: string; run: (argv: string[]) => Promise<void> | void };
+
+const COMMANDS: Record<string, Command> = {
+  selfcheck: { summary: 'check the engine and the networks against the reference fixtures', run: async (a) => (await import('./commands/selfcheck.js')).selfcheck(a) },
+  info: { summary: 'architecture, config, parameters and MACs of weights or a named config', run: async (a) => (await import('./commands/info.js')).info(a) },
+  bench: { summary: 'speed against PyTorch on this machine (npm run bench)', run: async (a) => (await import('./commands/bench.js')).bench(a) },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(12)} ${c.summary}`);
+  return ['usage: msdi <command> [options]', '', 'commands:', ...rows, '', 'msdi <command> --help for its options'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`msdi: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    return 2;
+  }
+  try {
+    await cmd.run(rest);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    console.error(`msdi ${name}: ${String(err.message ?? err).split('\n')[0]}`);
+    if (process.env.MSDI_DEBUG) console.error(err.stack);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
