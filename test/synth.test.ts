@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, copyFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { createImage, readImageRGB, writeImageRGB, type RGBImage } from '../src/data/image-io.js';
+import { deriveSeed, Rng } from '../src/data/rng.js';
+import {
+  linearToSrgb,
+  linearToSrgb8,
+  srgbToLinear,
+  synthesizePair,
+  synthFolder,
+  variableDiscBlur,
+  type SynthOptions,
+} from '../src/data/synth.js';
+import { blurMagnitudeMap, gradientEnergy, summarizeTileMap } from '../src/data/synth-stats.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const FIXTURE = resolve(ROOT, '../shared/fixtures/metric_0_target.png');
+
+/** A photo-like procedural texture: smooth shading plus many opaque discs of all sizes (edges everywhere, all orientations). */
+function texture(w: number, h: number, seed: number): RGBImage {
+  const img = createImage(w, h);
+  const r = new Rng(seed);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      img.data[i] = 0.5 + 0.2 * Math.sin(x * 0.05 + y * 0.03);
+      img.data[i + 1] = 0.5 + 0.2 * Math.sin(y * 0.045);
+      img.data[i + 2] = 0.5;
+    }
+  }
+  const n = Math.round((w * h) / 180);
+  for (let k = 0; k < n; k++) {
+    const cx = r.uniform(0, w);
+    const cy = r.uniform(0, h);
+    const rad = r.logUniform(1.5, 14);
+    const col = [r.float(), r.float(), r.float()];
+    for (let y = Math.max(0, Math.floor(cy - rad)); y < Math.min(h, cy + rad); y++) {
+      for (let x = Math.max(0, Math.floor(cx - rad)); x < Math.min(w, cx + rad); x++) {
+        if ((x - cx) ** 2 + (y - cy) ** 2 <= rad * rad) {
+          const i = (y * w + x) * 3;
+          img.data[i] = col[0]!;
+          img.data[i + 1] = col[1]!;
+          img.data[i + 2] = col[2]!;
+        }
+      }
+    }
+  }
+  return img;
+}
+
+const bytesOf = (img: RGBImage) => Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+const PHOTO = texture(400, 400, 1);
+const SMALL: SynthOptions = { size: 160, maxDownscale: 1.5 };
+
+const tmpDirs: string[] = [];
+after(async () => {
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
+});
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'msdi-synth-'));
+  tmpDirs.push(d);
+  return d;
+}
+
+describe('rng', () => {
+  test('same seed, same stream; different seed, different stream', () => {
+    const a = new Rng(42);
+    const b = new Rng(42);
+    const c = new Rng(43);
+    const sa = Array.from({ length: 50 }, () => a.nextU32());
+    const sb = Array.from({ length: 50 }, () => b.nextU32());
+    const sc = Array.from({ length: 50 }, () => c.nextU32());
+    assert.deepEqual(sa, sb);
+    assert.notDeepEqual(sa, sc);
+    assert.notEqual(deriveSeed(7, 0), deriveSeed(7, 1));
+    assert.equal(deriveSeed(7, 3), deriveSeed(7, 3));
+  });
+
+  test('ranges', () => {
+    const r = new Rng(0);
+    let sum = 0;
+    for (let i = 0; i < 20000; i++) {
+      const f = r.float();
+      assert.ok(f >= 0 && f < 1);
+      const k = r.int(-3, 5);
+      assert.ok(Number.isInteger(k) && k >= -3 && k <= 5);
+      sum += r.normal();
+    }
+    assert.ok(Math.abs(sum / 20000) < 0.05);
+  });
+});
+
+describe('sRGB transfer', () => {
+  test('EOTF/OETF round trip and exact 8-bit quantisation', () => {
+    for (let q = 0; q <= 255; q++) {
+      const v = q / 255;
+      assert.ok(Math.abs(linearToSrgb(srgbToLinear(v)) - v) < 1e-9);
+    }
+    const r = new Rng(5);
+    const lin = new Float32Array(3000);
+    for (let i = 0; i < lin.length; i++) lin[i] = r.uniform(-0.1, 1.1);
+    const q = linearToSrgb8(lin, 1000, 1);
+    for (let i = 0; i < lin.length; i++) {
+      const want = Math.round(linearToSrgb(Math.min(1, Math.max(0, lin[i]!))) * 255);
+      assert.equal(Math.round(q.data[i]! * 255), want, `value ${lin[i]}`);
+    }
+  });
+});
+
+describe('defocus', () => {
+  test('disc blur keeps flat images flat and spreads an impulse over a disc', () => {
+    const S = 41;
+    const flat = new Float32Array(S * S * 3).fill(0.3);
+    const ramp = new Float32Array(S * S);
+    for (let i = 0; i < ramp.length; i++) ramp[i] = ((i % S) / S) * 4;
+    variableDiscBlur(flat, S, ramp);
+    for (const v of flat) assert.ok(Math.abs(v - 0.3) < 1e-6);
+    const img = new Float32Array(S * S * 3);
+    img[(20 * S + 20) * 3] = 1;
+    variableDiscBlur(img, S, new Float32Array(S * S).fill(3));
+    let sum = 0;
+    let support = 0;
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        const v = img[(y * S + x) * 3]!;
+        sum += v;
+        if (v > 1e-6) {
+          support++;
+          assert.ok(Math.hypot(x - 20, y - 20) <= 4.5);
+        }
+      }
+    }
+    assert.ok(Math.abs(sum - 1) < 1e-5);
+    assert.ok(support > 30 && support < 60, `support ${support}`);
+  });
+});
+
+describe('synthesizePair', () => {
+  test('same seed gives identical outputs, a different seed does not', () => {
+    const a = synthesizePair(PHOTO, new Rng(11), SMALL);
+    const b = synthesizePair(PHOTO, new Rng(11), SMALL);
+    const c = synthesizePair(PHOTO, new Rng(12), SMALL);
+    assert.equal(a.blurry.width, 160);
+    assert.equal(a.blurry.height, 160);
+    assert.equal(a.sharp.data.length, 160 * 160 * 3);
+    assert.ok(bytesOf(a.blurry).equals(bytesOf(b.blurry)));
+    assert.ok(bytesOf(a.sharp).equals(bytesOf(b.sharp)));
+    assert.deepEqual(a.info, b.info);
+    assert.ok(!bytesOf(a.blurry).equals(bytesOf(c.blurry)));
+    assert.ok(!bytesOf(a.sharp).equals(bytesOf(c.sharp)));
+    // outputs are 8-bit quantised sRGB
+    for (const v of a.blurry.data) assert.ok(Math.abs(v * 255 - Math.round(v * 255)) < 1e-3 && v >= 0 && v <= 1);
+  });
+
+  test('the blurry image has less gradient energy than the sharp one', () => {
+    const ratios: number[] = [];
+    for (let s = 0; s < 8; s++) {
+      const clean = synthesizePair(PHOTO, new Rng(s), { ...SMALL, noise: false });
+      const eb = gradientEnergy(clean.blurry);
+      const es = gradientEnergy(clean.sharp);
+      assert.ok(eb < es, `seed ${s}: blurry ${eb} >= sharp ${es} (${JSON.stringify(clean.info)})`);
+      const noisy = synthesizePair(PHOTO, new Rng(s), SMALL);
+      ratios.push(gradientEnergy(noisy.blurry) / gradientEnergy(noisy.sharp));
+    }
+    assert.ok(median(ratios) < 0.8, `median blurry/sharp energy ratio with noise ${median(ratios)}`);
+  });
+
+  test('blur varies across the frame', () => {
+    // per-tile blurry/sharp gradient-energy ratio; its p90/p10 spread measures how much the blur
+    // varies across the frame. The three option sets share the same rng draws (the translation
+    // path and crop are identical per seed), so the comparison is paired.
+    const seeds = Array.from({ length: 12 }, (_, i) => 100 + i);
+    const spreads = (opts: SynthOptions) =>
+      seeds.map((s) => {
+        const p = synthesizePair(PHOTO, new Rng(s), { ...SMALL, noise: false, ...opts });
+        const sum = summarizeTileMap(blurMagnitudeMap(p.blurry, p.sharp, 32));
+        assert.ok(sum.tiles >= 20);
+        return sum.robustSpread;
+      });
+    // pure translation: nearly uniform blur (its spread comes from the texture alone)
+    const uniform = spreads({ maxRotationDeg: 0, maxZoom: 0, objectProb: 0, defocusProb: 0 });
+    // camera shake with rotation and zoom, and the full model (plus moving objects, defocus)
+    const camera = spreads({ objectProb: 0, defocusProb: 0 });
+    const full = spreads({});
+    const wins = seeds.filter((_, i) => camera[i]! > uniform[i]!).length;
+    const msg = `translation-only ${uniform.map((v) => v.toFixed(2))}, camera ${camera.map((v) => v.toFixed(2))}, full ${full.map((v) => v.toFixed(2))}`;
+    assert.ok(wins >= 0.7 * seeds.length, `rotation/zoom should widen the spread for most seeds: ${msg}`);
+    assert.ok(median(camera) > 1.15 * median(uniform), msg);
+    assert.ok(median(full) > 1.5, msg);
+    assert.ok(Math.max(...full) > 2, msg);
+  });
+
+  test('middle sub-frame is the target: no blur, no noise when the camera does not move', () => {
+    const p = synthesizePair(PHOTO, new Rng(3), {
+      ...SMALL,
+      maxTranslation: 0,
+      maxRotationDeg: 0,
+      maxZoom: 0,
+      objectProb: 0,
+      defocusProb: 0,
+      noise: false,
+    });
+    let maxDiff = 0;
+    for (let i = 0; i < p.blurry.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(p.blurry.data[i]! - p.sharp.data[i]!));
+    assert.ok(maxDiff <= 1 / 255 + 1e-6, `max diff ${maxDiff}`);
+  });
+});
+
+describe('image io', () => {
+  test('PNG round trip is exact for 8-bit values; grey, alpha and 16-bit inputs', async () => {
+    const dir = await tmp();
+    const img = createImage(7, 5);
+    for (let i = 0; i < img.data.length; i++) img.data[i] = ((i * 37) % 256) / 255;
+    await writeImageRGB(join(dir, 'a.png'), img);
+    const back = await readImageRGB(join(dir, 'a.png'));
+    assert.equal(back.width, 7);
+    assert.equal(back.height, 5);
+    assert.ok(bytesOf(back).equals(bytesOf(img)));
+    assert.deepEqual((await readdir(dir)).sort(), ['a.png']); // no temp file left behind
+
+    await writeImageRGB(join(dir, 'a.jpg'), img);
+    assert.equal((await readImageRGB(join(dir, 'a.jpg'))).width, 7);
+    await assert.rejects(writeImageRGB(join(dir, 'a.bmp'), img), /unsupported extension/);
+
+    const grey = Buffer.from([0, 128, 255, 64]);
+    await sharp(grey, { raw: { width: 2, height: 2, channels: 1 } }).png().toFile(join(dir, 'g.png'));
+    const g = await readImageRGB(join(dir, 'g.png'));
+    assert.deepEqual(Array.from(g.data.subarray(3, 6)), [128 / 255, 128 / 255, 128 / 255].map(Math.fround));
+
+    const rgba = Buffer.from([10, 20, 30, 0, 40, 50, 60, 255]);
+    await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toFile(join(dir, 'r.png'));
+    const r = await readImageRGB(join(dir, 'r.png'));
+    assert.deepEqual(Array.from(r.data), [10, 20, 30, 40, 50, 60].map((v) => Math.fround(v / 255)));
+
+    const u16 = new Uint16Array([1000, 30000, 65535]);
+    await sharp(u16, { raw: { width: 1, height: 1, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toFile(join(dir, 'd.png'));
+    const d = await readImageRGB(join(dir, 'd.png'));
+    const meta = await sharp(join(dir, 'd.png')).metadata();
+    if (meta.depth === 'ushort') {
+      assert.deepEqual(Array.from(d.data), [1000, 30000, 65535].map((v) => Math.fround(v / 65535)));
+    }
+  });
+});
+
+describe('synthFolder', () => {
+  test('GoPro layout, deterministic for a seed', async () => {
+    const photos = await tmp();
+    await writeImageRGB(join(photos, 'p0.png'), texture(300, 240, 2));
+    await writeImageRGB(join(photos, 'p1.png'), texture(260, 300, 3));
+    if (existsSync(FIXTURE)) await copyFile(FIXTURE, join(photos, 'fixture.png'));
+    const outA = await tmp();
+    const outB = await tmp();
+    const outC = await tmp();
+    const res = await synthFolder({ from: photos, out: outA, count: 4, seed: 9, size: 96 });
+    await synthFolder({ from: photos, out: outB, count: 4, seed: 9, size: 96 });
+    await synthFolder({ from: photos, out: outC, count: 4, seed: 10, size: 96 });
+    const names = ['00000.png', '00001.png', '00002.png', '00003.png'];
+    assert.deepEqual((await readdir(join(outA, 'input'))).sort(), names);
+    assert.deepEqual((await readdir(join(outA, 'target'))).sort(), names);
+    assert.ok(existsSync(res.manifest));
+    assert.equal(res.records.length, 4);
+    let differs = 0;
+    for (const n of names) {
+      for (const sub of ['input', 'target']) {
+        const a = await readFile(join(outA, sub, n));
+        const b = await readFile(join(outB, sub, n));
+        const c = await readFile(join(outC, sub, n));
+        assert.ok(a.equals(b), `${sub}/${n} differs between runs with the same seed`);
+        if (!a.equals(c)) differs++;
+      }
+      const img = await readImageRGB(join(outA, 'input', n));
+      assert.equal(img.width, 96);
+      assert.equal(img.height, 96);
+    }
+    assert.ok(differs >= 6, 'a different seed should give different pairs');
+
+    // pair i depends only on (seed, i): a shard starting at 2 reproduces pairs 2 and 3
+    const outD = await tmp();
+    await synthFolder({ from: photos, out: outD, count: 2, seed: 9, size: 96, start: 2 });
+    for (const n of ['00002.png', '00003.png']) {
+      assert.ok((await readFile(join(outA, 'input', n))).equals(await readFile(join(outD, 'input', n))));
+    }
+  });
+});
