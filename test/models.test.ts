@@ -144,11 +144,14 @@ test('MSDI2E training step: loss, every gradient, batch-norm running statistics'
     assert.ok(Math.abs(loss.item() - facts.msdi2e_w4.loss) < 1e-4, `loss ${loss.item()}`);
     loss.backward();
   });
-  // Open discrepancy: the gradients that reach the representation through the modulation
-  // (encoder, and decoder steps up2..up4) differ from the reference by up to 1.8e-2 relative,
-  // although the forward, the loss, every generator gradient and the decoder's up5/up6
-  // gradients match to 1e-6. Our own float32 result is stable across thread counts to 1e-5.
-  // Bounded here so a regression still fails; tracked in the networks issue.
+  // Known fixture artefact: two LeakyReLU inputs in this forward lie within float32 rounding
+  // of zero (conv_latent_up4.conv_block.5 output [1,8,4,28] ~ +8e-8, and net_prior.layer1's
+  // normalised output [1,0,29,39] ~ -2e-7); the machine that made the fixture rounded them to
+  // the other side, so its backward used the other slope there. The official code under
+  // PyTorch 1.13 on this CPU gives our numbers to the digit, and swapping the slope at just
+  // those two elements reproduces every reference gradient to 7e-6. So the encoder and the
+  // decoder steps up2..up4 (upstream of those elements) are held to a bound that still
+  // catches a real regression; everything else keeps the 1e-3 tolerance.
   const worst = checkTrainingState(net, fx, { pattern: /^(net_prior\.|prior_upsampling\.conv_latent_up[234]\.)/, tolerance: 2.5e-2 });
   console.log('# msdi2e_w4 train worst grad rel (outside the encoder path)', worst.grad.toExponential(2), 'after', worst.after.toExponential(2));
   net.dispose();

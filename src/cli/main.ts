@@ -9,6 +9,8 @@ type Command = { summary: string; run: (argv: string[]) => Promise<void> | void 
 const COMMANDS: Record<string, Command> = {
   selfcheck: { summary: 'check the engine and the networks against the reference fixtures', run: async (a) => (await import('./commands/selfcheck.js')).selfcheck(a) },
   info: { summary: 'architecture, config, parameters and MACs of weights or a named config', run: async (a) => (await import('./commands/info.js')).info(a) },
+  synth: { summary: 'make realistic blurry/sharp pairs from sharp photos (GoPro layout)', run: async (a) => (await import('./commands/synth.js')).synth(a) },
+  train: { summary: 'train stage1 (MSDI2E, the representation) or stage2 (MSDI-Net)', run: async (a) => (await import('./commands/train.js')).trainCommand(a) },
   bench: { summary: 'speed against PyTorch on this machine (npm run bench)', run: async (a) => (await import('./commands/bench.js')).bench(a) },
 };
 

@@ -12,6 +12,8 @@ export class NativeError extends Error {
 
 /** Builds the one-line validation message used across msdi. */
 export function expected(what: string, expectation: string, name: string, got: unknown): ValidationError {
+  // Numbers, arrays and descriptions read as they are; other values also name their type.
   const shown = typeof got === 'string' ? JSON.stringify(got) : Array.isArray(got) ? `[${got.join(', ')}]` : String(got);
-  return new ValidationError(`${what}: expected ${expectation} for ${name}, got ${shown} of type ${Array.isArray(got) ? 'array' : typeof got}`);
+  const typed = typeof got === 'number' || typeof got === 'string' || Array.isArray(got) ? '' : ` of type ${got === null ? 'null' : typeof got}`;
+  return new ValidationError(`${what}: expected ${expectation} for ${name}, got ${shown}${typed}`);
 }

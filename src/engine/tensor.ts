@@ -38,16 +38,17 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
-  if (depth > 4 || value === null || typeof value !== 'object') return;
+function collect(value: unknown, out: Set<Tensor>, seen = new Set<object>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
   if (value instanceof Tensor) {
     out.add(value);
   } else if (Array.isArray(value)) {
-    for (const v of value) collect(v, out, depth + 1);
+    for (const v of value) collect(v, out, seen);
   } else if (value instanceof Map) {
-    for (const v of value.values()) collect(v, out, depth + 1);
+    for (const v of value.values()) collect(v, out, seen);
   } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collect(v, out, depth + 1);
+    for (const v of Object.values(value)) collect(v, out, seen);
   }
 }
 
@@ -97,6 +98,11 @@ function operand(x: Operand): Handle | number {
   return isTensor(x) ? x.handle : x;
 }
 
+const VIEW_FOR: Record<DType, { new (n: number): ArrayBufferView; name: string }> = {
+  float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array,
+  float16: Uint16Array, bfloat16: Uint16Array, uint8: Uint8Array, bool: Uint8Array,
+};
+
 const BYTES: Record<DType, number> = {
   float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, uint8: 1, bool: 1,
 };
@@ -112,7 +118,7 @@ export class Tensor {
   }
 
   get handle(): Handle {
-    if (this.#handle === null) throw new ValidationError('Tensor: expected a live tensor, got one already disposed');
+    if (this.#handle === null) throw new ValidationError('Tensor: expected a live tensor for this, got one already disposed');
     return this.#handle;
   }
 
@@ -128,7 +134,8 @@ export class Tensor {
   }
 
   private get meta() {
-    if (!this.#meta) this.#meta = native.meta(this.handle) as { shape: number[]; dtype: DType; device: Device };
+    const h = this.handle; // throws once disposed, even when the metadata is cached
+    if (!this.#meta) this.#meta = native.meta(h) as { shape: number[]; dtype: DType; device: Device };
     return this.#meta;
   }
   get shape(): number[] { return this.meta.shape.slice(); }
@@ -148,6 +155,10 @@ export class Tensor {
     checkShape('Tensor.fromArray', shape);
     let view: ArrayBufferView;
     if (ArrayBuffer.isView(data)) {
+      // Raw bytes (Uint8Array) suit any dtype; otherwise the array's element type must be the dtype's.
+      if (!(data instanceof Uint8Array) && !(data instanceof VIEW_FOR[dtype])) {
+        throw expected('Tensor.fromArray', `a ${VIEW_FOR[dtype].name} or a raw Uint8Array (dtype ${dtype})`, 'data', data.constructor.name);
+      }
       view = data;
     } else if (dtype === 'float32') {
       view = Float32Array.from(data as ArrayLike<number>);

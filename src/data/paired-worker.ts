@@ -1,0 +1,278 @@
+/**
+ * Decode + crop + augment for the paired (GoPro-layout) training loader.
+ *
+ * This module is two things:
+ *  - a library: `runPairJob` (used directly by PairedLoader when `workers: 0`) and `decodeRGB`
+ *    (used by `loadPairs`);
+ *  - a worker_threads entry point: when loaded as a Worker with workerData `{ kind: WORKER_KIND }`
+ *    it answers `{ id, job }` messages with `{ id, blurry, sharp }` (Float32Arrays transferred, not
+ *    copied) or `{ id, error }`. Loading it on the main thread has no side effects.
+ *
+ * Everything random in a job is derived from (seed, step, i) here, so the output is a pure function
+ * of the job description and the files: which thread runs it cannot change a byte.
+ */
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import sharp from 'sharp';
+import { deriveSeed, Rng } from './rng.js';
+
+export const WORKER_KIND = 'msdi-paired-worker';
+
+/** Domain tag mixed into the per-sample seed: deriveSeed(seed, CROP_TAG, step, i). */
+export const CROP_TAG = 0x63726f70; // 'crop'
+
+export interface PairSample {
+  /** index of the sample inside the *global* batch of its step (0 <= i < batch) */
+  i: number;
+  name: string;
+  blurryPath: string;
+  sharpPath: string;
+}
+
+export interface PairJob {
+  seed: number;
+  step: number;
+  crop: number;
+  augment: boolean;
+  samples: PairSample[];
+}
+
+export interface PairJobResult {
+  /** samples.length x 3 x crop x crop, NCHW, RGB, 0..1 */
+  blurry: Float32Array;
+  sharp: Float32Array;
+}
+
+export interface SampleParams {
+  top: number;
+  left: number;
+  hflip: boolean;
+  vflip: boolean;
+  rot90: boolean;
+}
+
+/**
+ * The random crop/augmentation of global sample i of step `step` for an image of (oriented) size
+ * width x height. Draw order: top, left, hflip, vflip, rot90 (the flips are drawn, and ignored, when
+ * augment is false, so switching augmentation off does not move the crops).
+ */
+export function sampleParams(
+  seed: number,
+  step: number,
+  i: number,
+  width: number,
+  height: number,
+  crop: number,
+  augment: boolean,
+): SampleParams {
+  const rng = new Rng(deriveSeed(seed, CROP_TAG, step, i));
+  const top = rng.int(0, height - crop);
+  const left = rng.int(0, width - crop);
+  const hflip = rng.bool(0.5);
+  const vflip = rng.bool(0.5);
+  const rot90 = rng.bool(0.5);
+  return augment ? { top, left, hflip, vflip, rot90 } : { top, left, hflip: false, vflip: false, rot90: false };
+}
+
+interface ImageInfo {
+  /** size after EXIF orientation */
+  width: number;
+  height: number;
+  sixteen: boolean;
+}
+
+/** Header info per file (cheap, but a file is opened once per epoch so it is worth keeping). */
+const infoCache = new Map<string, ImageInfo>();
+const INFO_CACHE_MAX = 100_000;
+
+function errMsg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function imageInfo(path: string): Promise<ImageInfo> {
+  const hit = infoCache.get(path);
+  if (hit) return hit;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    meta = await sharp(path).metadata();
+  } catch (err) {
+    throw new Error(`paired: cannot read ${path}: ${errMsg(err)}`, { cause: err });
+  }
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
+  if (!width || !height) throw new Error(`paired: cannot read the size of ${path}`);
+  const info: ImageInfo = { width, height, sixteen: meta.depth === 'ushort' || meta.depth === 'short' };
+  if (infoCache.size >= INFO_CACHE_MAX) infoCache.clear();
+  infoCache.set(path, info);
+  return info;
+}
+
+export interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/** Raw interleaved RGB (HWC) of a region, 8 or 16 bit. */
+interface RawRGB {
+  data: Uint8Array | Uint16Array;
+  width: number;
+  height: number;
+  /** 255 or 65535 */
+  max: number;
+}
+
+/**
+ * Decodes (a region of) an image: EXIF orientation applied first (the region is in displayed
+ * coordinates), alpha dropped, grey expanded to RGB, 16-bit files kept at 16 bits. The region is
+ * cut by sharp's extract, so libvips only decodes what it needs.
+ */
+async function decodeRaw(path: string, info: ImageInfo, region: Region | null): Promise<RawRGB> {
+  try {
+    let pipe = sharp(path).autoOrient();
+    if (region && !(region.left === 0 && region.top === 0 && region.width === info.width && region.height === info.height)) {
+      pipe = pipe.extract(region);
+    }
+    pipe = pipe.removeAlpha().toColourspace(info.sixteen ? 'rgb16' : 'srgb');
+    const { data, info: out } = await pipe
+      .raw({ depth: info.sixteen ? 'ushort' : 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (out.channels !== 3) throw new Error(`expected 3 channels, got ${out.channels}`);
+    const n = out.width * out.height * 3;
+    if (info.sixteen) {
+      if (data.length !== n * 2) throw new Error(`unexpected raw size ${data.length} for ${out.width}x${out.height}x3x16bit`);
+      // Buffers from sharp may sit at an odd offset inside a pool: copy when misaligned
+      const u16 =
+        data.byteOffset % 2 === 0
+          ? new Uint16Array(data.buffer, data.byteOffset, n)
+          : new Uint16Array(new Uint8Array(data).buffer, 0, n);
+      return { data: u16, width: out.width, height: out.height, max: 65535 };
+    }
+    if (data.length !== n) throw new Error(`unexpected raw size ${data.length} for ${out.width}x${out.height}x3`);
+    return { data, width: out.width, height: out.height, max: 255 };
+  } catch (err) {
+    throw new Error(`paired: cannot decode ${path}: ${errMsg(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Writes a square S x S HWC raw crop into `out` (CHW planes at `offset`) as 0..1 floats, applying
+ * BasicSR's augment in its order: hflip (flip columns), then vflip (flip rows), then rot90
+ * (which in BasicSR is a transpose, img.transpose(1, 0, 2)).
+ * Output pixel (y, x) reads source (r, c) with: (r, c) = rot90 ? (x, y) : (y, x);
+ * r = vflip ? S-1-r : r; c = hflip ? S-1-c : c.
+ */
+function writeAugmented(src: RawRGB, p: SampleParams, out: Float32Array, offset: number): void {
+  const S = src.width;
+  const plane = S * S;
+  const rowStep = S * 3;
+  const rowBase = p.vflip ? (S - 1) * rowStep : 0;
+  const rowSign = p.vflip ? -rowStep : rowStep;
+  const colBase = p.hflip ? (S - 1) * 3 : 0;
+  const colSign = p.hflip ? -3 : 3;
+  const dy = p.rot90 ? colSign : rowSign;
+  const dx = p.rot90 ? rowSign : colSign;
+  const base = rowBase + colBase;
+  const d = src.data;
+  const max = src.max;
+  const R = offset;
+  const G = offset + plane;
+  const B = offset + 2 * plane;
+  for (let y = 0; y < S; y++) {
+    let s = base + y * dy;
+    const o = y * S;
+    for (let x = 0; x < S; x++, s += dx) {
+      out[R + o + x] = d[s]! / max;
+      out[G + o + x] = d[s + 1]! / max;
+      out[B + o + x] = d[s + 2]! / max;
+    }
+  }
+}
+
+/** HWC raw -> CHW float 0..1 (no augmentation, any size). */
+function toCHW(src: RawRGB): Float32Array {
+  const plane = src.width * src.height;
+  const out = new Float32Array(plane * 3);
+  const d = src.data;
+  const max = src.max;
+  for (let k = 0, s = 0; k < plane; k++, s += 3) {
+    out[k] = d[s]! / max;
+    out[plane + k] = d[s + 1]! / max;
+    out[2 * plane + k] = d[s + 2]! / max;
+  }
+  return out;
+}
+
+/**
+ * Whole image (or a centred crop of at most maxSide x maxSide) as CHW RGB 0..1.
+ */
+export async function decodeRGB(
+  path: string,
+  maxSide?: number,
+): Promise<{ data: Float32Array; width: number; height: number }> {
+  const info = await imageInfo(path);
+  let region: Region | null = null;
+  if (maxSide !== undefined && (info.width > maxSide || info.height > maxSide)) {
+    const w = Math.min(info.width, maxSide);
+    const h = Math.min(info.height, maxSide);
+    region = { left: Math.floor((info.width - w) / 2), top: Math.floor((info.height - h) / 2), width: w, height: h };
+  }
+  const raw = await decodeRaw(path, info, region);
+  return { data: toCHW(raw), width: raw.width, height: raw.height };
+}
+
+/** Decodes, crops and augments the samples of one job; results are in `job.samples` order. */
+export async function runPairJob(job: PairJob): Promise<PairJobResult> {
+  const { crop, samples } = job;
+  const per = 3 * crop * crop;
+  const blurry = new Float32Array(samples.length * per);
+  const sharpOut = new Float32Array(samples.length * per);
+  await Promise.all(
+    samples.map(async (s, k) => {
+      const [ib, is] = await Promise.all([imageInfo(s.blurryPath), imageInfo(s.sharpPath)]);
+      if (ib.width !== is.width || ib.height !== is.height) {
+        throw new Error(
+          `paired: size mismatch for "${s.name}": ${s.blurryPath} is ${ib.width}x${ib.height} but ${s.sharpPath} is ${is.width}x${is.height}`,
+        );
+      }
+      if (ib.width < crop || ib.height < crop) {
+        throw new Error(`paired: image ${s.blurryPath} is ${ib.width}x${ib.height}, smaller than the crop size ${crop}`);
+      }
+      const p = sampleParams(job.seed, job.step, s.i, ib.width, ib.height, crop, job.augment);
+      const region = { left: p.left, top: p.top, width: crop, height: crop };
+      const [rb, rs] = await Promise.all([decodeRaw(s.blurryPath, ib, region), decodeRaw(s.sharpPath, is, region)]);
+      writeAugmented(rb, p, blurry, k * per);
+      writeAugmented(rs, p, sharpOut, k * per);
+    }),
+  );
+  return { blurry, sharp: sharpOut };
+}
+
+// ---- worker entry point -------------------------------------------------------------------------
+
+export interface WorkerRequest {
+  id: number;
+  job: PairJob;
+}
+export type WorkerReply = { id: number; blurry: Float32Array; sharp: Float32Array } | { id: number; error: string };
+
+if (!isMainThread && parentPort && (workerData as { kind?: unknown } | null)?.kind === WORKER_KIND) {
+  const port = parentPort;
+  // jobs run one after another (each job already decodes all its images in parallel); the main
+  // thread keeps the next job queued here so the worker never waits for a busy main thread
+  let chain: Promise<void> = Promise.resolve();
+  port.on('message', (msg: WorkerRequest) => {
+    chain = chain.then(() =>
+      runPairJob(msg.job).then(
+        (r) => {
+          const reply: WorkerReply = { id: msg.id, blurry: r.blurry, sharp: r.sharp };
+          port.postMessage(reply, [r.blurry.buffer as ArrayBuffer, r.sharp.buffer as ArrayBuffer]);
+        },
+        (err: unknown) => {
+          const reply: WorkerReply = { id: msg.id, error: errMsg(err) };
+          port.postMessage(reply);
+        },
+      ),
+    );
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * Training configurations: named presets (BasicSR-like sections kept flat) and JSON files.
+ * `paper-*` are the official recipes; `cpu-*` are sized to train on a 2-core machine.
+ */
+import { readFileSync } from 'node:fs';
+
+export type Stage = 'stage1' | 'stage2';
+export type Ablation = 'none' | 'no-degradation' | 'no-reblur';
+
+export interface TrainConfig {
+  stage: Stage;
+  /** trunk / generator width; the degradation encoder uses ndf = wf */
+  wf: number;
+  /** discriminator width (stage 1) */
+  ndfD: number;
+  crop: number;
+  batch: number;
+  iters: number;
+  lr: number;
+  /** discriminator learning rate (stage 1) */
+  lrD: number;
+  betas: [number, number];
+  etaMin: number;
+  /** cosine period (BasicSR's T_max); defaults to iters */
+  tMax?: number;
+  /** max gradient norm; 0 disables */
+  clip: number;
+  /** stage 1 loss weights (official: pixel 10, gan 1, feature matching 10, perceptual 30) */
+  weights: { pixel: number; gan: number; feat: number; perceptual: number };
+  /** stage 2: PSNRLoss weight per output (official 0.5) */
+  psnrWeight: number;
+  logEvery: number;
+  valEvery: number;
+  ckptEvery: number;
+  keepLast: number;
+  /** validation pairs (center crops of at most valSide pixels) */
+  valCount: number;
+  valSide: number;
+  workers: number;
+  seed: number;
+}
+
+const COMMON = {
+  betas: [0.9, 0.99] as [number, number], etaMin: 1e-7, lrD: 2e-4,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, psnrWeight: 0.5,
+  logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
+};
+
+export const PRESETS: Record<string, TrainConfig> = {
+  // The official recipes (MSDINet2e-Train.yml, MSDINet2-Train.yml): for GPUs.
+  'paper-stage1': { ...COMMON, stage: 'stage1', wf: 64, ndfD: 64, crop: 256, batch: 4, iters: 240000, tMax: 250000, lr: 2e-4, clip: 0.01 },
+  'paper-stage2': { ...COMMON, stage: 'stage2', wf: 64, ndfD: 64, crop: 256, batch: 64, iters: 400000, lr: 3e-4, clip: 0 },
+  // Sized for a 2-core CPU: wf 8, 128 crops. Trains our shipped default weights.
+  'cpu-stage1': { ...COMMON, stage: 'stage1', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 3000, lr: 2e-4, clip: 0.01, ckptEvery: 100, valEvery: 250 },
+  'cpu-stage2': { ...COMMON, stage: 'stage2', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 10000, lr: 3e-4, clip: 0, ckptEvery: 100, valEvery: 500 },
+  // Seconds per run: for tests.
+  'test-stage1': { ...COMMON, stage: 'stage1', wf: 4, ndfD: 4, crop: 32, batch: 2, iters: 6, lr: 2e-4, clip: 0.01, logEvery: 1, valEvery: 3, ckptEvery: 2, valCount: 2, valSide: 32, workers: 0 },
+  'test-stage2': { ...COMMON, stage: 'stage2', wf: 4, ndfD: 4, crop: 32, batch: 2, iters: 6, lr: 3e-4, clip: 0, logEvery: 1, valEvery: 3, ckptEvery: 2, valCount: 2, valSide: 32, workers: 0 },
+};
+
+/** A preset name, or a JSON file `{ "preset": "cpu-stage2", ...overrides }`. */
+export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
+  let base: TrainConfig;
+  if (PRESETS[nameOrFile]) {
+    base = PRESETS[nameOrFile];
+  } else {
+    let json: Partial<TrainConfig> & { preset?: string };
+    try {
+      json = JSON.parse(readFileSync(nameOrFile, 'utf8'));
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? `not a preset (${Object.keys(PRESETS).join(', ')}) nor a file` : (e as Error).message;
+      throw new Error(`${nameOrFile}: ${why}`);
+    }
+    const preset = json.preset ? PRESETS[json.preset] : undefined;
+    if (json.preset && !preset) throw new Error(`${nameOrFile}: unknown preset "${json.preset}"`);
+    const { preset: _p, ...rest } = json;
+    base = { ...(preset ?? PRESETS['cpu-stage2']), ...rest } as TrainConfig;
+  }
+  const cfg = { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as TrainConfig;
+  for (const k of ['wf', 'crop', 'batch', 'iters'] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`config: expected a positive integer for ${k}, got ${cfg[k]}`);
+  }
+  if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
+  return cfg;
+}

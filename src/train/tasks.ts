@@ -1,0 +1,203 @@
+/**
+ * The two training stages of the paper as "tasks": what the networks are, one optimisation
+ * step on a batch, and how to restore an image for validation.
+ *
+ * Stage 1 (MSDI2E): deblur L1 x10; reblur judged by the conditional multiscale discriminator
+ * (hinge GAN, feature matching x10, optional perceptual term); the discriminator sees
+ * [sharp, reblurred] as fake and [sharp, blurry] as real.
+ * Stage 2 (msdi2_net): the encoder and latent decoder from stage 1, frozen; PSNRLoss on both
+ * outputs.
+ */
+import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed } from '../engine/index.js';
+import type { Module } from '../nn/module.js';
+import { MSDI2E } from '../models/msdi2e.js';
+import { MsdiNet } from '../models/msdi-net.js';
+import { MultiscaleDiscriminator } from '../models/discriminator.js';
+import { l1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
+import { loadStateDict } from '../nn/state-dict.js';
+import type { RawTensor } from '../engine/io/index.js';
+import type { TrainConfig, Ablation } from './config.js';
+
+export interface Batch {
+  blurry: Float32Array;
+  sharp: Float32Array;
+  n: number;
+  size: number;
+}
+
+export interface Task {
+  readonly g: Module;
+  readonly d?: Module;
+  readonly optG: Adam;
+  readonly optD?: Adam;
+  /** the loss reported as the run's main curve */
+  readonly lossKey: string;
+  setLr(lr: number, lrD: number): void;
+  /** One optimisation step; returns the loss values. Throws before stepping on a non-finite loss. */
+  step(batch: Batch): Record<string, number>;
+  /** N x 3 x H x W blurry -> restored, in eval mode. */
+  restore(x: Tensor): Tensor;
+  dispose(): void;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = 'NonFiniteLossError';
+}
+
+function batchTensors(b: Batch): [Tensor, Tensor] {
+  const shape = [b.n, 3, b.size, b.size];
+  return [Tensor.fromArray(b.blurry, shape), Tensor.fromArray(b.sharp, shape)];
+}
+
+function checkFinite(values: Record<string, number>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (!Number.isFinite(v)) throw new NonFiniteLossError(`loss ${k} is ${v}`);
+  }
+}
+
+/** Splits each feature of a D run on [fake; real] stacked along the batch. */
+function splitPreds(preds: Tensor[][]): [Tensor[][], Tensor[][]] {
+  const fake = preds.map((fs) => fs.map((f) => f.chunk(2, 0)[0]));
+  const real = preds.map((fs) => fs.map((f) => f.chunk(2, 0)[1]));
+  return [fake, real];
+}
+
+export class Stage1Task implements Task {
+  readonly g: MSDI2E;
+  readonly d?: MultiscaleDiscriminator;
+  readonly optG: Adam;
+  readonly optD?: Adam;
+  readonly lossKey = 'l_pix';
+
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, readonly perceptual?: PerceptualLoss) {
+    manualSeed(cfg.seed);
+    const reblur = ablation !== 'no-reblur';
+    this.g = new MSDI2E(cfg.wf, cfg.wf, reblur).train();
+    this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas });
+    if (reblur) {
+      this.d = new MultiscaleDiscriminator(cfg.ndfD).train();
+      this.optD = new Adam(this.d.trainableParameters(), { lr: cfg.lrD, betas: cfg.betas });
+    }
+  }
+
+  setLr(lr: number, lrD: number): void {
+    this.optG.lr = lr;
+    if (this.optD) this.optD.lr = lrD;
+  }
+
+  step(batch: Batch): Record<string, number> {
+    const w = this.cfg.weights;
+    return tidy(() => {
+      const [blurry, sharp] = batchTensors(batch);
+      this.optG.zeroGrad();
+      const o = this.g.forward(blurry, this.d ? sharp : null);
+      const lPix = l1Loss(o.deblurred, sharp, w.pixel);
+      let total = lPix;
+      const values: Record<string, number> = {};
+      let fakeDetached: Tensor | null = null;
+      if (this.d && o.reblurred) {
+        const [predFake, predReal] = splitPreds(this.d.forward(cat([cat([sharp, o.reblurred], 1), cat([sharp, blurry], 1)], 0)));
+        const lGan = hingeG(predFake).mul(w.gan);
+        const lFeat = featureMatching(predFake, predReal, w.feat);
+        total = total.add(lGan).add(lFeat);
+        values.l_gan = lGan.item();
+        values.l_feat = lFeat.item();
+        if (this.perceptual && w.perceptual > 0) {
+          const lPer = this.perceptual.compute(o.reblurred, blurry).mul(w.perceptual);
+          total = total.add(lPer);
+          values.l_perceptual = lPer.item();
+        }
+        fakeDetached = o.reblurred.detach();
+      }
+      values.l_pix = lPix.item();
+      values.l_total = total.item();
+      checkFinite(values);
+      total.backward();
+      if (this.cfg.clip > 0) values.grad_norm = clipGradNorm(this.optG.params, this.cfg.clip);
+      this.optG.step();
+      if (this.d && this.optD && fakeDetached) {
+        // The discriminator judges the reblurred image of this step (detached), not a second
+        // generator forward as the official code does: one forward fewer per step on a CPU.
+        this.optD.zeroGrad();
+        const [predFake, predReal] = splitPreds(this.d.forward(cat([cat([sharp, fakeDetached], 1), cat([sharp, blurry], 1)], 0)));
+        const lD = hingeD(predFake, false).add(hingeD(predReal, true));
+        values.l_d = lD.item();
+        checkFinite({ l_d: values.l_d });
+        lD.backward();
+        if (this.cfg.clip > 0) clipGradNorm(this.optD.params, this.cfg.clip);
+        this.optD.step();
+      }
+      return values;
+    });
+  }
+
+  restore(x: Tensor): Tensor {
+    this.g.eval();
+    try {
+      return noGrad(() => this.g.forward(x, null).deblurred);
+    } finally {
+      this.g.train();
+    }
+  }
+
+  dispose(): void {
+    this.optG.dispose();
+    this.optD?.dispose();
+    this.g.dispose();
+    this.d?.dispose();
+  }
+}
+
+export class Stage2Task implements Task {
+  readonly g: MsdiNet;
+  readonly optG: Adam;
+  readonly lossKey = 'l_psnr';
+
+  /** init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen. */
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string }) {
+    manualSeed(cfg.seed);
+    const degradation = ablation !== 'no-degradation';
+    this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation }).train();
+    if (degradation) {
+      if (!init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
+      const rep = new Map([...init.tensors].filter(([k]) => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.')));
+      if (!rep.size) throw new Error(`${init.source}: has no net_prior / prior_upsampling weights (not a stage-1 model)`);
+      // Non-strict: only the representation is loaded; shapes are still checked.
+      loadStateDict(this.g, rep, { strict: false, source: init.source });
+    }
+    this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas });
+  }
+
+  setLr(lr: number): void {
+    this.optG.lr = lr;
+  }
+
+  step(batch: Batch): Record<string, number> {
+    return tidy(() => {
+      const [blurry, sharp] = batchTensors(batch);
+      this.optG.zeroGrad();
+      const o = this.g.forward(blurry);
+      const loss = psnrLoss(o.out1, sharp, this.cfg.psnrWeight).add(psnrLoss(o.out2, sharp, this.cfg.psnrWeight));
+      const values: Record<string, number> = { l_psnr: loss.item() };
+      checkFinite(values);
+      loss.backward();
+      if (this.cfg.clip > 0) values.grad_norm = clipGradNorm(this.optG.params, this.cfg.clip);
+      this.optG.step();
+      return values;
+    });
+  }
+
+  restore(x: Tensor): Tensor {
+    this.g.eval();
+    try {
+      return noGrad(() => this.g.forward(x).out2);
+    } finally {
+      this.g.train();
+    }
+  }
+
+  dispose(): void {
+    this.optG.dispose();
+    this.g.dispose();
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The training loop shared by both stages: cosine schedule, prefetched batches, progress,
+ * JSON-lines log and SVG curves, periodic validation, atomic checkpoints (last N and best)
+ * and exact resume (weights, optimiser state, schedule step; data order and augmentation
+ * are a pure function of (seed, step)).
+ */
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { PairedLoader, loadPairs } from '../data/paired.js';
+import { cosineLr } from './schedule.js';
+import { RunLog, plotSvg } from './log.js';
+import { validate, type ValPair, type ValResult } from './validate.js';
+import {
+  checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readCheckpointModel, saveCheckpoint, type CheckpointMeta,
+} from './checkpoint.js';
+import { Stage1Task, Stage2Task, NonFiniteLossError, type Task } from './tasks.js';
+import type { TrainConfig, Ablation } from './config.js';
+import { readWeightsFile } from '../engine/io/index.js';
+import { saveWeights } from '../nn/state-dict.js';
+import { Progress } from '../cli/progress.js';
+
+export interface TrainOptions {
+  config: TrainConfig;
+  ablation: Ablation;
+  /** training pairs (GoPro layout) */
+  data: string;
+  /** held-out pairs for validation (GoPro layout) */
+  val?: string;
+  /** run folder: checkpoints, log, curves, final weights */
+  out: string;
+  /** continue from the newest checkpoint in `out` */
+  resume?: boolean;
+  /** stage 2: stage-1 checkpoint or MSDI2E weights providing the representation */
+  init?: string;
+  /** stop (with a checkpoint) after this many steps in this invocation */
+  stopAfter?: number;
+  quiet?: boolean;
+}
+
+export interface TrainResult {
+  step: number;
+  finished: boolean;
+  lastLosses: Record<string, number>;
+  val: ValResult | null;
+}
+
+function makeTask(o: TrainOptions): Task {
+  const cfg = o.config;
+  if (cfg.stage === 'stage1') return new Stage1Task(cfg, o.ablation);
+  let init: { tensors: Map<string, import('../engine/io/index.js').RawTensor>; source: string } | undefined;
+  if (o.init) {
+    let tensors: Map<string, import('../engine/io/index.js').RawTensor>;
+    try {
+      tensors = readCheckpointModel(o.init).tensors;
+    } catch {
+      tensors = readWeightsFile(o.init); // plain MSDI2E weights
+    }
+    init = { tensors, source: o.init };
+  }
+  return new Stage2Task(cfg, o.ablation, init);
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  mkdirSync(o.out, { recursive: true });
+  const cfg = o.config;
+  const log = new RunLog(join(o.out, 'log.jsonl'));
+  const task = makeTask(o);
+  let step = 0;
+  let bestPsnr: number | null = null;
+  let bestStep: number | null = null;
+  const existing = listCheckpoints(o.out);
+  if (o.resume && existing.length) {
+    const last = existing[existing.length - 1];
+    const meta = loadCheckpoint(last.file, task);
+    step = meta.step;
+    bestPsnr = meta.bestPsnr;
+    bestStep = meta.bestStep;
+    log.truncateAfter(step);
+    log.write({ kind: 'event', step, event: 'resume', from: last.file });
+  } else if (existing.length) {
+    task.dispose();
+    throw new Error(`${o.out}: already holds checkpoints; pass --resume to continue, or choose another --out`);
+  } else {
+    writeFileSync(join(o.out, 'config.json'), JSON.stringify({ ...cfg, ablation: o.ablation, init: o.init ?? null }, null, 2));
+    log.write({ kind: 'event', step: 0, event: 'start', stage: cfg.stage, ablation: o.ablation });
+  }
+
+  const loader = new PairedLoader({ dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers });
+  const valPairs: ValPair[] = o.val ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
+  const meta = (): CheckpointMeta => ({ step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep });
+  const checkpoint = () => {
+    saveCheckpoint(checkpointPath(o.out, step), task, meta());
+    pruneCheckpoints(o.out, cfg.keepLast);
+  };
+  const writePlot = () => {
+    const file = join(o.out, 'curves.svg');
+    writeFileSync(file + '.tmp', plotSvg(log.read(), task.lossKey));
+    renameSync(file + '.tmp', file);
+  };
+
+  let stopRequested = false;
+  const onSignal = () => {
+    stopRequested = true;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const endStep = Math.min(cfg.iters, o.stopAfter !== undefined ? step + o.stopAfter : cfg.iters);
+  const bar = o.quiet ? null : new Progress(`${cfg.stage}${o.ablation !== 'none' ? ` (${o.ablation})` : ''}`, cfg.iters, 'it', step);
+  let lastLosses: Record<string, number> = {};
+  let lastVal: ValResult | null = null;
+  const tMax = cfg.tMax ?? cfg.iters;
+  let sinceLog: Record<string, number> = {};
+  let logCount = 0;
+  let t0 = Date.now();
+  try {
+    while (step < endStep && !stopRequested) {
+      const batch = await loader.get(step);
+      const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
+      task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
+      try {
+        lastLosses = task.step(batch);
+      } catch (e) {
+        if (e instanceof NonFiniteLossError) {
+          const good = listCheckpoints(o.out).pop();
+          log.write({ kind: 'event', step: step + 1, event: 'non-finite loss', message: e.message });
+          throw new Error(`step ${step + 1}: ${e.message}; stopped (last good checkpoint: ${good ? good.file : 'none'})`);
+        }
+        throw e;
+      }
+      step++;
+      for (const [k, v] of Object.entries(lastLosses)) sinceLog[k] = (sinceLog[k] ?? 0) + v;
+      logCount++;
+      if (step % cfg.logEvery === 0 || step === endStep) {
+        const mean = Object.fromEntries(Object.entries(sinceLog).map(([k, v]) => [k, v / logCount]));
+        const secs = (Date.now() - t0) / 1000;
+        log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount });
+        sinceLog = {};
+        logCount = 0;
+        t0 = Date.now();
+      }
+      bar?.update(step, `${task.lossKey} ${lastLosses[task.lossKey]?.toFixed(4)} lr ${lr.toExponential(2)}${lastVal ? ` val ${lastVal.psnr.toFixed(2)} dB` : ''}`);
+      if (valPairs.length && (step % cfg.valEvery === 0 || step === cfg.iters)) {
+        lastVal = validate(valPairs, (x) => task.restore(x));
+        log.write({ kind: 'val', step, ...lastVal });
+        if (bestPsnr === null || lastVal.psnr > bestPsnr) {
+          bestPsnr = lastVal.psnr;
+          bestStep = step;
+          saveCheckpoint(join(o.out, 'best.safetensors'), task, meta());
+        }
+        writePlot();
+      }
+      if (step % cfg.ckptEvery === 0) checkpoint();
+    }
+    if (!listCheckpoints(o.out).some((c) => c.step === step)) checkpoint();
+    writePlot();
+    const finished = step >= cfg.iters;
+    if (finished) {
+      // The deployable weights: the whole network (for stage 2 with its frozen representation).
+      saveWeights(task.g, join(o.out, 'final.safetensors'), {
+        metadata: { arch: cfg.stage === 'stage1' ? 'MSDI2E' : 'msdi2_net', wf: String(cfg.wf), steps: String(step), ablation: o.ablation },
+      });
+      log.write({ kind: 'event', step, event: 'finished' });
+    }
+    bar?.done(`${finished ? 'finished' : 'stopped'} at step ${step}/${cfg.iters}${bestPsnr !== null ? `, best val ${bestPsnr.toFixed(2)} dB at step ${bestStep}` : ''}`);
+    return { step, finished, lastLosses, val: lastVal };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await loader.close();
+    task.dispose();
+  }
+}
