@@ -82,6 +82,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     throw new Error(`${o.out}: already holds checkpoints; pass --resume to continue, or choose another --out`);
   } else {
     writeFileSync(join(o.out, 'config.json'), JSON.stringify({ ...cfg, ablation: o.ablation, init: o.init ?? null }, null, 2));
+    log.truncateAfter(-1); // a fresh run (perhaps after one killed before its first checkpoint) starts a fresh log
     log.write({ kind: 'event', step: 0, event: 'start', stage: cfg.stage, ablation: o.ablation });
   }
 

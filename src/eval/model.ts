@@ -1,0 +1,68 @@
+/**
+ * Loading a model for inference: the architecture and widths are read off the weights
+ * (ours or the official .pth), spectral norms are folded once, and the model is put in eval
+ * mode on the requested device. Without a file, msdi's bundled default weights are used.
+ */
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Tensor, resolveDevice, tidy } from '../engine/index.js';
+import { readWeightsFile } from '../engine/io/index.js';
+import { detectArch, buildModel, type ArchSpec } from '../models/registry.js';
+import { MsdiNet } from '../models/msdi-net.js';
+import { MSDI2E } from '../models/msdi2e.js';
+import { loadStateDict } from '../nn/state-dict.js';
+import { foldSpectralNorms } from '../nn/layers.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Bundled weights, trained by msdi's own trainer (see README). */
+export const DEFAULT_WEIGHTS = {
+  deblur: join(ROOT, 'weights', 'msdi-deblur.safetensors'),
+  joint: join(ROOT, 'weights', 'msdi-joint.safetensors'),
+};
+
+export interface LoadedModel {
+  readonly spec: ArchSpec;
+  readonly net: MsdiNet | MSDI2E;
+  readonly source: string;
+  readonly device: string;
+  dispose(): void;
+}
+
+export interface LoadModelOptions {
+  device?: string;
+  /** Which bundled weights to use when no file is given. */
+  kind?: 'deblur' | 'joint';
+}
+
+export function loadModel(file?: string, o: LoadModelOptions = {}): LoadedModel {
+  const source = file ?? DEFAULT_WEIGHTS[o.kind ?? 'deblur'];
+  if (!existsSync(source)) {
+    throw new Error(file ? `${file}: no such file` : `${source}: the bundled weights are missing (train them: see README)`);
+  }
+  const device = resolveDevice(o.device ?? 'cpu');
+  const tensors = readWeightsFile(source);
+  const spec = detectArch(tensors, basename(source));
+  if (spec.arch === 'MultiscaleDiscriminator') throw new Error(`${basename(source)}: a discriminator cannot restore images`);
+  const net = buildModel(spec) as MsdiNet | MSDI2E;
+  try {
+    loadStateDict(net, tensors, { source: basename(source) });
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  net.eval();
+  foldSpectralNorms(net);
+  if (device !== 'cpu') throw new Error(`device ${device}: moving models to CUDA is not supported yet`);
+  return { spec, net, source, device, dispose: () => net.dispose() };
+}
+
+/** The deblurring function of a loaded model: N x 3 x H x W (H, W multiples of 16) -> restored. */
+export function deblurFn(m: LoadedModel): (x: Tensor) => Tensor {
+  if (m.net instanceof MsdiNet) {
+    const net = m.net;
+    return (x) => tidy(() => net.forward(x).out2);
+  }
+  const joint = m.net;
+  return (x) => tidy(() => joint.forward(x, null).deblurred);
+}
