@@ -10,7 +10,10 @@ const COMMANDS: Record<string, Command> = {
   selfcheck: { summary: 'check the engine and the networks against the reference fixtures', run: async (a) => (await import('./commands/selfcheck.js')).selfcheck(a) },
   info: { summary: 'architecture, config, parameters and MACs of weights or a named config', run: async (a) => (await import('./commands/info.js')).info(a) },
   synth: { summary: 'make realistic blurry/sharp pairs from sharp photos (GoPro layout)', run: async (a) => (await import('./commands/synth.js')).synth(a) },
+  deblur: { summary: 'deblur photos of any size, tile by tile (files or folders)', run: async (a) => (await import('./commands/deblur.js')).deblurCommand(a) },
+  eval: { summary: 'PSNR / SSIM as published: run the model on a test set, or score existing results', run: async (a) => (await import('./commands/eval.js')).evalCommand(a) },
   train: { summary: 'train stage1 (MSDI2E, the representation) or stage2 (MSDI-Net)', run: async (a) => (await import('./commands/train.js')).trainCommand(a) },
+  export: { summary: 'network weights of a training run or checkpoint, optionally float16', run: async (a) => (await import('./commands/export.js')).exportCommand(a) },
   bench: { summary: 'speed against PyTorch on this machine (npm run bench)', run: async (a) => (await import('./commands/bench.js')).bench(a) },
 };
 

@@ -1,0 +1,282 @@
+/**
+ * Image files for restoration: everything sharp reads (PNG, JPEG, WebP, TIFF, ...), 8 or 16
+ * bits, grey or colour, with or without alpha, EXIF orientation applied, read into float RGB
+ * plus what is needed to write the result back the same way (alpha, bit depth, greyness).
+ *
+ * Reading refuses decompression bombs from the header's declared size before decoding, and
+ * every failure is one line naming the file. Writing goes through a temporary file in the
+ * destination folder renamed into place, and refuses to replace an existing file unless
+ * `force`: an interrupted run never leaves a partial or clobbered image.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { assertRGBImage, type RGBImage } from './image-io.js';
+
+export interface ImageFile {
+  rgb: RGBImage;
+  /** Alpha, width * height values 0..1, or null when the file has none. */
+  alpha: Float32Array | null;
+  bitDepth: 8 | 16;
+  grey: boolean;
+}
+
+export interface ImageHeader {
+  /** Size after the EXIF orientation is applied. */
+  width: number;
+  height: number;
+  format: string;
+  bitDepth: 8 | 16;
+  grey: boolean;
+  alpha: boolean;
+}
+
+/** 100 megapixels. */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+export interface ReadImageFileOptions {
+  /** Largest width x height accepted, judged from the header before decoding (default 100 megapixels). */
+  maxPixels?: number;
+}
+
+export type OutputFormat = 'png' | 'jpeg' | 'webp' | 'tiff';
+
+/** Extensions the restoration commands read from folders and write. */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff'] as const;
+
+/** The format written for a path's extension, or null when it is not one we write. */
+export function outputFormatFromPath(path: string): OutputFormat | null {
+  switch (extname(path).toLowerCase()) {
+    case '.png': return 'png';
+    case '.jpg': case '.jpeg': return 'jpeg';
+    case '.webp': return 'webp';
+    case '.tif': case '.tiff': return 'tiff';
+    default: return null;
+  }
+}
+
+const megapixels = (n: number): string => {
+  const m = n / 1e6;
+  return m >= 100 ? m.toFixed(0) : m >= 1 ? String(Number(m.toFixed(1))) : String(Number(m.toPrecision(2)));
+};
+
+function firstLine(e: unknown): string {
+  return String(e instanceof Error ? e.message : e).split('\n')[0].trim();
+}
+
+/** One-line error for a file sharp could not open or decode. */
+function describe(path: string, e: unknown, decoding: boolean): Error {
+  const msg = firstLine(e);
+  if (/Input file is missing/i.test(msg)) return new Error(`${path}: no such file`);
+  if (/unsupported image format/i.test(msg)) return new Error(`${path}: not an image (or a format that cannot be read)`);
+  if (/exceeds pixel limit/i.test(msg)) return new Error(`${path}: image is above the pixel limit (--max-pixels)`);
+  if (/premature|truncat|read error|end of|corrupt|invalid|bad /i.test(msg)) {
+    return new Error(`${path}: cannot decode the image, truncated or corrupt (${msg})`);
+  }
+  return new Error(`${path}: cannot ${decoding ? 'decode' : 'read'} the image (${msg})`);
+}
+
+async function checkFile(path: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${firstLine(e)})`);
+  }
+  if (st.isDirectory()) throw new Error(`${path}: is a folder, not an image`);
+  if (!st.isFile()) throw new Error(`${path}: not a regular file`);
+  if (st.size === 0) throw new Error(`${path}: empty file (0 bytes)`);
+}
+
+function checkPixels(path: string, width: number, height: number, maxPixels: number): void {
+  const n = width * height;
+  if (n > maxPixels) {
+    throw new Error(`${path}: image is ${width} x ${height} = ${megapixels(n)} megapixels, above the limit of ${megapixels(maxPixels)} (--max-pixels)`);
+  }
+}
+
+function maxPixelsOf(o: ReadImageFileOptions): number {
+  const m = o.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!(m > 0)) throw new Error(`maxPixels must be > 0, got ${m}`);
+  return m;
+}
+
+/**
+ * Reads only the header: size (as displayed, after EXIF orientation), bit depth, grey, alpha.
+ * Refuses images above the pixel limit; nothing is decoded.
+ */
+export async function probeImageFile(path: string, o: ReadImageFileOptions = {}): Promise<ImageHeader> {
+  const maxPixels = maxPixelsOf(o);
+  await checkFile(path);
+  let meta: Metadata;
+  try {
+    // The header alone: no limit here so that we can name the size in the error below.
+    meta = await sharp(path, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw describe(path, e, false);
+  }
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
+  if (!width || !height) throw new Error(`${path}: the header declares no image size`);
+  checkPixels(path, width, height, maxPixels);
+  const channels = meta.channels ?? 3;
+  const alpha = Boolean(meta.hasAlpha);
+  return {
+    width, height,
+    format: meta.format ?? 'unknown',
+    bitDepth: meta.depth === 'uchar' || meta.depth === 'char' || meta.depth === undefined ? 8 : 16,
+    grey: channels - (alpha ? 1 : 0) === 1,
+    alpha,
+  };
+}
+
+/**
+ * Decodes an image into float RGB 0..1 (grey expanded to 3 channels, EXIF orientation applied,
+ * 16-bit precision kept), with its alpha kept apart, unpremultiplied.
+ */
+export async function readImageFile(path: string, o: ReadImageFileOptions = {}): Promise<ImageFile> {
+  const maxPixels = maxPixelsOf(o);
+  const head = await probeImageFile(path, { maxPixels });
+  const sixteen = head.bitDepth === 16;
+  let raw: { data: Buffer; info: OutputInfo };
+  try {
+    raw = await sharp(path, { limitInputPixels: maxPixels, failOn: 'warning' })
+      .autoOrient()
+      .toColourspace(sixteen ? 'rgb16' : 'srgb')
+      .raw({ depth: sixteen ? 'ushort' : 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw describe(path, e, true);
+  }
+  const { width, height, channels } = raw.info;
+  if (channels !== 3 && channels !== 4) throw new Error(`${path}: unexpected ${channels} channels after conversion to RGB`);
+  const n = width * height;
+  const bytes = sixteen ? 2 : 1;
+  if (raw.data.length !== n * channels * bytes) throw new Error(`${path}: decoded ${raw.data.length} bytes for ${width}x${height}x${channels}`);
+  const src: Uint8Array | Uint16Array = sixteen
+    ? new Uint16Array(raw.data.buffer, raw.data.byteOffset, n * channels)
+    : raw.data;
+  const scale = 1 / (sixteen ? 65535 : 255);
+  const rgb = new Float32Array(n * 3);
+  const alpha = channels === 4 ? new Float32Array(n) : null;
+  for (let i = 0, s = 0; i < n; i++, s += channels) {
+    rgb[i * 3] = src[s] * scale;
+    rgb[i * 3 + 1] = src[s + 1] * scale;
+    rgb[i * 3 + 2] = src[s + 2] * scale;
+    if (alpha) alpha[i] = src[s + 3] * scale;
+  }
+  return { rgb: { width, height, data: rgb }, alpha, bitDepth: head.bitDepth, grey: head.grey };
+}
+
+export interface WriteImageFileOptions {
+  /** Replace an existing file (default: refuse). */
+  force?: boolean;
+  /** JPEG / WebP quality 1..100 (default 95). */
+  quality?: number;
+  /** Output format; default from the path's extension. */
+  format?: OutputFormat;
+}
+
+/**
+ * Encodes to a buffer: alpha kept where the format has it (not JPEG), 16 bits for PNG / TIFF
+ * when `bitDepth` is 16, one grey channel (the mean of R, G, B) when `grey` (not WebP).
+ */
+export async function encodeImageFile(img: ImageFile, format: OutputFormat, o: { quality?: number } = {}): Promise<Buffer> {
+  const { rgb } = img;
+  assertRGBImage(rgb, 'encodeImageFile');
+  const n = rgb.width * rgb.height;
+  if (img.alpha && img.alpha.length !== n) throw new Error(`encodeImageFile: alpha has ${img.alpha.length} values for ${rgb.width}x${rgb.height}`);
+  const alpha = format === 'jpeg' ? null : img.alpha;
+  const grey = img.grey && format !== 'webp';
+  const sixteen = img.bitDepth === 16 && (format === 'png' || format === 'tiff');
+  const colour = grey ? 1 : 3;
+  const channels = colour + (alpha ? 1 : 0);
+  const max = sixteen ? 65535 : 255;
+  const out = sixteen ? new Uint16Array(n * channels) : new Uint8Array(n * channels);
+  const q = (v: number): number => {
+    const r = Math.round(v * max);
+    return r > 0 ? (r < max ? r : max) : 0; // NaN -> 0
+  };
+  const d = rgb.data;
+  for (let i = 0, o = 0; i < n; i++) {
+    if (grey) out[o++] = q((d[i * 3] + d[i * 3 + 1] + d[i * 3 + 2]) / 3);
+    else {
+      out[o++] = q(d[i * 3]);
+      out[o++] = q(d[i * 3 + 1]);
+      out[o++] = q(d[i * 3 + 2]);
+    }
+    if (alpha) out[o++] = q(alpha[i]);
+  }
+  let pipe = sharp(out, { raw: { width: rgb.width, height: rgb.height, channels: channels as 1 | 2 | 3 | 4 } })
+    .toColourspace(grey ? (sixteen ? 'grey16' : 'b-w') : sixteen ? 'rgb16' : 'srgb');
+  const quality = o.quality ?? 95;
+  switch (format) {
+    case 'png': pipe = pipe.png({ compressionLevel: 6 }); break;
+    case 'jpeg': pipe = pipe.jpeg({ quality, chromaSubsampling: '4:4:4' }); break;
+    case 'webp': pipe = pipe.webp({ quality, alphaQuality: 100 }); break;
+    case 'tiff': pipe = pipe.tiff({ compression: 'deflate', predictor: 'horizontal' }); break;
+  }
+  return pipe.toBuffer();
+}
+
+// Temporary files being written, removed if the process is interrupted meanwhile.
+const pending = new Set<string>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+function onSignal(sig: NodeJS.Signals): void {
+  for (const t of pending) rmSync(t, { force: true });
+  pending.clear();
+  process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]);
+}
+function track(tmp: string): void {
+  if (pending.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
+  pending.add(tmp);
+}
+function untrack(tmp: string): void {
+  pending.delete(tmp);
+  if (pending.size === 0) for (const s of SIGNALS) process.off(s, onSignal);
+}
+
+/** Writes `data` to `path` through a temporary file in the same folder; refuses to replace a file unless `force`. */
+export async function writeFileAtomic(path: string, data: Uint8Array, o: { force?: boolean } = {}): Promise<void> {
+  const dir = dirname(path);
+  if (!o.force && existsSync(path)) throw new Error(`${path}: already exists (--force to overwrite)`);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  track(tmp);
+  try {
+    await writeFile(tmp, data, { flag: 'wx' });
+    if (o.force) {
+      await rename(tmp, path);
+    } else {
+      // link() never replaces an existing file, unlike rename(): no race with another writer.
+      try {
+        await link(tmp, path);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') throw new Error(`${path}: already exists (--force to overwrite)`);
+        if (existsSync(path)) throw new Error(`${path}: already exists (--force to overwrite)`);
+        await rename(tmp, path); // file systems without hard links
+      }
+    }
+  } finally {
+    await rm(tmp, { force: true });
+    untrack(tmp);
+  }
+}
+
+/** Writes an image, format from `o.format` or the extension (.png, .jpg/.jpeg, .webp, .tif/.tiff). */
+export async function writeImageFile(path: string, img: ImageFile, o: WriteImageFileOptions = {}): Promise<void> {
+  const format = o.format ?? outputFormatFromPath(path);
+  if (!format) throw new Error(`${path}: cannot tell the format from the extension '${extname(path)}' (use .png, .jpg, .jpeg, .webp, .tif or .tiff)`);
+  if (!o.force && existsSync(path)) throw new Error(`${path}: already exists (--force to overwrite)`);
+  let buf: Buffer;
+  try {
+    buf = await encodeImageFile(img, format, o);
+  } catch (e) {
+    throw new Error(`${path}: cannot encode the image (${firstLine(e)})`);
+  }
+  await writeFileAtomic(path, buf, { force: o.force });
+}

@@ -1,0 +1,67 @@
+/**
+ * Deblurring photos of any size: the image is cut into tile x tile crops (src/eval/tiles.ts),
+ * restored in small batches, and blended back. Memory is bounded by one batch of tiles plus
+ * one float output buffer of the image's size, whatever the image size.
+ */
+import { Tensor, inferenceMode, tidy } from '../engine/index.js';
+import { assertRGBImage, type RGBImage } from '../data/image-io.js';
+import { deblurFn, type LoadedModel } from './model.js';
+import { TileAccumulator, extractTile, featherGrid, officialGrid, tileCount, type TilePlan } from './tiles.js';
+
+export interface DeblurOptions {
+  /** 'feather' (default): overlapping tiles blended without seams; 'official': the paper's test protocol. */
+  grid?: 'feather' | 'official';
+  /** Crop size the network sees, a multiple of 16 (default 256, the training crop size). */
+  tile?: number;
+  /** Minimum overlap between neighbouring tiles for the feather grid (default 32). */
+  overlap?: number;
+  /** Tiles per forward pass (default 4 when the model's width wf <= 16, else 1). */
+  batch?: number;
+  /** Called after every batch with the tiles done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The tile plan deblurImage would use for an image of this size. */
+export function planFor(height: number, width: number, o: Pick<DeblurOptions, 'grid' | 'tile' | 'overlap'> = {}): TilePlan {
+  const grid = o.grid ?? 'feather';
+  const tile = o.tile ?? 256;
+  if (grid === 'official') return officialGrid(height, width, tile);
+  if (grid === 'feather') return featherGrid(height, width, tile, o.overlap ?? 32);
+  throw new Error(`grid must be 'feather' or 'official', got ${JSON.stringify(grid)}`);
+}
+
+/** Restores `img` (HWC floats 0..1) with `model`; returns a new image of the same size, clamped to 0..1. */
+export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions = {}): RGBImage {
+  assertRGBImage(img, 'deblurImage');
+  const plan = planFor(img.height, img.width, o);
+  const batch = o.batch ?? (model.spec.wf <= 16 ? 4 : 1);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be an integer >= 1, got ${batch}`);
+  const total = tileCount(plan);
+  const { tileH: th, tileW: tw } = plan;
+  const per = 3 * th * tw;
+  const buf = new Float32Array(Math.min(batch, total) * per);
+  const acc = new TileAccumulator(plan);
+  const fn = deblurFn(model);
+  for (let first = 0; first < total; first += batch) {
+    const n = Math.min(batch, total - first);
+    for (let k = 0; k < n; k++) {
+      const i = first + k;
+      const r = Math.floor(i / plan.xs.length);
+      extractTile(img, plan, plan.ys[r], plan.xs[i % plan.xs.length], buf, k * per);
+    }
+    const out = inferenceMode(() =>
+      tidy(() => {
+        const x = Tensor.fromArray(n * per === buf.length ? buf : buf.subarray(0, n * per), [n, 3, th, tw], { device: model.device });
+        const y = fn(x);
+        const shape = y.shape;
+        if (shape.length !== 4 || shape[0] !== n || shape[1] !== 3 || shape[2] !== th || shape[3] !== tw) {
+          throw new Error(`deblurImage: the model returned [${shape.join(', ')}] for [${n}, 3, ${th}, ${tw}]`);
+        }
+        return y.toFloat32();
+      }),
+    );
+    for (let k = 0; k < n; k++) acc.add(first + k, out, k * per);
+    o.onProgress?.(first + n, total);
+  }
+  return acc.result();
+}
