@@ -21,6 +21,9 @@
 #include <torch/version.h>
 
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <memory>
 #include <string>
 #include <vector>
@@ -644,6 +647,16 @@ Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), at::get_parallel_info());
 }
 
+// Returns freed heap memory to the system. glibc keeps freed blocks of large tensors in its
+// arenas (its mmap threshold slides up after each big free), so a long run of big, short-lived
+// tensors (tiles of a large photo) would otherwise grow the resident size without bound.
+Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  return info.Env().Undefined();
+}
+
 // A deliberately failing call, so tests can check the error path end to end.
 Napi::Value ProvokeError(const Napi::CallbackInfo& info) {
   GUARD({
@@ -745,6 +758,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("cudaAvailable", CudaAvailable);
   EXPORT("version", Version);
   EXPORT("parallelInfo", ParallelInfo);
+  EXPORT("releaseFreeMemory", ReleaseFreeMemory);
   EXPORT("provokeError", ProvokeError);
   return exports;
 }

@@ -83,6 +83,7 @@ export interface NativeBinding {
   cudaAvailable(): boolean;
   version(): string;
   parallelInfo(): string;
+  releaseFreeMemory(): void;
   provokeError(): void;
 }
 

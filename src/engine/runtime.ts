@@ -15,6 +15,8 @@ export function manualSeed(seed: number): void {
 export const cudaAvailable = (): boolean => native.cudaAvailable();
 export const libtorchVersion = (): string => native.version();
 export const parallelInfo = (): string => native.parallelInfo();
+/** Hands freed heap memory back to the system (glibc malloc_trim); cheap next to a forward pass. */
+export const releaseFreeMemory = (): void => native.releaseFreeMemory();
 
 /** 'cuda' when requested and available, else 'cpu'; an explicit cuda request without CUDA fails. */
 export function resolveDevice(requested?: string): string {

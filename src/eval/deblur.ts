@@ -3,7 +3,7 @@
  * restored in small batches, and blended back. Memory is bounded by one batch of tiles plus
  * one float output buffer of the image's size, whatever the image size.
  */
-import { Tensor, inferenceMode, tidy } from '../engine/index.js';
+import { Tensor, inferenceMode, tidy, releaseFreeMemory } from '../engine/index.js';
 import { assertRGBImage, type RGBImage } from '../data/image-io.js';
 import { deblurFn, type LoadedModel } from './model.js';
 import { TileAccumulator, extractTile, featherGrid, officialGrid, tileCount, type TilePlan } from './tiles.js';
@@ -61,6 +61,8 @@ export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions 
       }),
     );
     for (let k = 0; k < n; k++) acc.add(first + k, out, k * per);
+    // Keeps the resident size flat over hundreds of tiles (see releaseFreeMemory).
+    releaseFreeMemory();
     o.onProgress?.(first + n, total);
   }
   return acc.result();
