@@ -63,8 +63,28 @@ export function convBench(repeats: number) {
   });
 }
 
+/** Median ms of the PyTorch reference network (scripts/torch_reference.py). */
+function torchModel(what: 'forward' | 'train', args: string[]): number {
+  const out = execFileSync(PYTHON, [join(ROOT, 'scripts', 'torch_reference.py'), what, ...args], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!).median_ms;
+}
+
+/** Whole networks, ours vs PyTorch eager: ratio = ours_ms / torch_ms (lower is better). */
+async function modelBench(threads: number, repeats: number) {
+  const { forwardBench, trainBench } = await import('./bench-models.js');
+  const t = ['--threads', String(threads), '--repeats', String(repeats)];
+  const fOurs = forwardBench({ wf: 64, size: 256, repeats });
+  const fTorch = torchModel('forward', ['--wf', '64', '--size', '256', ...t]);
+  const tOurs = trainBench({ wf: 16, batch: 4, size: 256, repeats });
+  const tTorch = torchModel('train', ['--wf', '16', '--batch', '4', '--size', '256', ...t]);
+  return {
+    forward: { ours_ms: fOurs, torch_ms: fTorch, ratio: fOurs / fTorch },
+    train: { ours_ms: tOurs, torch_ms: tTorch, ratio: tOurs / tTorch },
+  };
+}
+
 export async function bench(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { json: { type: 'boolean' }, threads: { type: 'string' }, repeats: { type: 'string' } }, 'bench');
+  const { values } = parse(argv, { json: { type: 'boolean' }, threads: { type: 'string' }, repeats: { type: 'string' }, models: { type: 'boolean' } }, 'bench');
   const threads = intOption(values.threads, '--threads', getNumThreads());
   const repeats = intOption(values.repeats, '--repeats', 10);
   setNumThreads(threads);
@@ -86,7 +106,13 @@ export async function bench(argv: string[]): Promise<void> {
       forward_backward: { ...conv.forward_backward, ratio: conv.forward_backward.ours_gflops / conv.forward_backward.torch_gflops },
     },
   };
+  const models = values.models ? await modelBench(threads, Math.min(repeats, 3)) : undefined;
+  if (models) Object.assign(result, models);
   if (!values.json) {
+    if (models) {
+      console.log(`msdi_net paper config forward 1x3x256x256: ours ${models.forward.ours_ms.toFixed(0)} ms, PyTorch ${models.forward.torch_ms.toFixed(0)} ms, ratio ${models.forward.ratio.toFixed(2)} (lower is better)`);
+      console.log(`stage-2 training step (wf 16, batch 4, 256): ours ${models.train.ours_ms.toFixed(0)} ms, PyTorch ${models.train.torch_ms.toFixed(0)} ms, ratio ${models.train.ratio.toFixed(2)}`);
+    }
     const c = result.conv2d_3x3_64_1x64x128x128;
     console.log(`conv2d 3x3 64->64 on 1x64x128x128, ${threads} threads, libtorch ${result.machine.libtorch} vs PyTorch ${result.machine.torch}`);
     console.log(`  forward           ours ${c.forward.ours_gflops.toFixed(1)} GFLOP/s   PyTorch ${c.forward.torch_gflops.toFixed(1)} GFLOP/s   ratio ${c.forward.ratio.toFixed(2)}x`);

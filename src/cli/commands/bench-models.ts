@@ -1,0 +1,119 @@
+/**
+ * Whole-network timings for `msdi bench`, the engine used as a user would: the same
+ * measurements as `scripts/torch_reference.py forward|train` (PyTorch eager), which the
+ * bench runs in the same session with the same thread count.
+ *
+ * - forwardBench: msdi_net inference (eval, spectral norms folded, inference mode) on
+ *   1 x 3 x size x size; the paper configuration is wf 64 at 256.
+ * - trainBench: one stage-2 optimisation step of msdi2_net (Stage2Task.step: training-mode
+ *   forward, PSNRLoss on both outputs, backward, Adam 3e-4 (0.9, 0.99)), encoder and latent
+ *   decoder frozen.
+ *
+ * Random weights and inputs with a fixed seed; both return the median milliseconds of
+ * `repeats` runs after `warmup` (default 1) untimed ones.
+ */
+import { Tensor, tidy, inferenceMode, manualSeed } from '../../engine/index.js';
+import { tensorToRaw } from '../../engine/raw.js';
+import type { RawTensor } from '../../engine/io/index.js';
+import { MsdiNet } from '../../models/msdi-net.js';
+import { foldSpectralNorms } from '../../nn/layers.js';
+import { Stage2Task } from '../../train/tasks.js';
+import { PRESETS } from '../../train/config.js';
+
+export interface ForwardBenchOptions {
+  wf: number;
+  size: number;
+  repeats: number;
+  warmup?: number;
+}
+
+export interface TrainBenchOptions {
+  wf: number;
+  batch: number;
+  size: number;
+  repeats: number;
+  warmup?: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** A prepared measurement: `run()` does one timed step and returns its milliseconds. */
+export interface BenchStep {
+  run(): number;
+  dispose(): void;
+}
+
+function timedStep(fn: () => void, dispose: () => void): BenchStep {
+  return {
+    run() {
+      const t0 = process.hrtime.bigint();
+      fn();
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    },
+    dispose,
+  };
+}
+
+/** Median of `repeats` runs after `warmup` untimed ones, then disposes the step. */
+function medianRuns(step: BenchStep, warmup: number, repeats: number): number {
+  try {
+    for (let i = 0; i < warmup; i++) step.run();
+    return median(Array.from({ length: repeats }, () => step.run()));
+  } finally {
+    step.dispose();
+  }
+}
+
+/** Deterministic uniform [0, 1) values (a 32-bit LCG): the same batch every run. */
+function randomArray(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 32;
+  }
+  return a;
+}
+
+/** msdi_net (v1) inference on 1 x 3 x size x size: eval, folded spectral norms, inference mode. */
+export function forwardStep(o: { wf: number; size: number }): BenchStep {
+  manualSeed(0);
+  const net = new MsdiNet({ wf: o.wf, version: 1 }).eval();
+  foldSpectralNorms(net);
+  const x = Tensor.rand([1, 3, o.size, o.size]);
+  return timedStep(() => inferenceMode(() => tidy(() => { net.forward(x); })), () => {
+    x.dispose();
+    net.dispose();
+  });
+}
+
+/** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
+export function trainStep(o: { wf: number; batch: number; size: number }): BenchStep {
+  // Stage 2 starts from a stage-1 representation: any net_prior / prior_upsampling weights do.
+  manualSeed(0);
+  const donor = new MsdiNet({ wf: o.wf, version: 2 });
+  const init = new Map<string, RawTensor>();
+  for (const [k, t] of donor.stateDict()) {
+    if (k.startsWith('net_prior.') || k.startsWith('prior_upsampling.')) init.set(k, tensorToRaw(t));
+  }
+  donor.dispose();
+  const cfg = { ...PRESETS['paper-stage2'], wf: o.wf, batch: o.batch, crop: o.size, clip: 0 };
+  const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' });
+  const n = o.batch * 3 * o.size * o.size;
+  const batch = { blurry: randomArray(n, 1), sharp: randomArray(n, 2), n: o.batch, size: o.size };
+  return timedStep(() => { task.step(batch); }, () => task.dispose());
+}
+
+/** msdi_net inference; median ms. */
+export function forwardBench(o: ForwardBenchOptions): number {
+  return medianRuns(forwardStep(o), o.warmup ?? 1, o.repeats);
+}
+
+/** One stage-2 training step of msdi2_net; median ms. */
+export function trainBench(o: TrainBenchOptions): number {
+  return medianRuns(trainStep(o), o.warmup ?? 1, o.repeats);
+}
