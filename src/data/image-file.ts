@@ -8,12 +8,14 @@
  * destination folder renamed into place, and refuses to replace an existing file unless
  * `force`: an interrupted run never leaves a partial or clobbered image.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { assertRGBImage, type RGBImage } from './image-io.js';
+import { writeFileAtomic } from './atomic-write.js';
+
+export { writeFileAtomic };
 
 export interface ImageFile {
   rgb: RGBImage;
@@ -220,51 +222,6 @@ export async function encodeImageFile(img: ImageFile, format: OutputFormat, o: {
     case 'tiff': pipe = pipe.tiff({ compression: 'deflate', predictor: 'horizontal' }); break;
   }
   return pipe.toBuffer();
-}
-
-// Temporary files being written, removed if the process is interrupted meanwhile.
-const pending = new Set<string>();
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-function onSignal(sig: NodeJS.Signals): void {
-  for (const t of pending) rmSync(t, { force: true });
-  pending.clear();
-  process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]);
-}
-function track(tmp: string): void {
-  if (pending.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
-  pending.add(tmp);
-}
-function untrack(tmp: string): void {
-  pending.delete(tmp);
-  if (pending.size === 0) for (const s of SIGNALS) process.off(s, onSignal);
-}
-
-/** Writes `data` to `path` through a temporary file in the same folder; refuses to replace a file unless `force`. */
-export async function writeFileAtomic(path: string, data: Uint8Array, o: { force?: boolean } = {}): Promise<void> {
-  const dir = dirname(path);
-  if (!o.force && existsSync(path)) throw new Error(`${path}: already exists (--force to overwrite)`);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  track(tmp);
-  try {
-    await writeFile(tmp, data, { flag: 'wx' });
-    if (o.force) {
-      await rename(tmp, path);
-    } else {
-      // link() never replaces an existing file, unlike rename(): no race with another writer.
-      try {
-        await link(tmp, path);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') throw new Error(`${path}: already exists (--force to overwrite)`);
-        if (existsSync(path)) throw new Error(`${path}: already exists (--force to overwrite)`);
-        await rename(tmp, path); // file systems without hard links
-      }
-    }
-  } finally {
-    await rm(tmp, { force: true });
-    untrack(tmp);
-  }
 }
 
 /** Writes an image, format from `o.format` or the extension (.png, .jpg/.jpeg, .webp, .tif/.tiff). */

@@ -2,10 +2,9 @@
  * Float RGB image I/O for the data pipeline (sharp for decode/encode).
  * Images are H x W x 3 interleaved (HWC), R, G, B order, sRGB-encoded values in 0..1.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { extname } from 'node:path';
 import sharp from 'sharp';
+import { writeFileAtomic } from './atomic-write.js';
 
 export interface RGBImage {
   width: number;
@@ -131,14 +130,5 @@ export async function encodeImageRGB(img: RGBImage, format: ImageFormat, opts: W
 export async function writeImageRGB(path: string, img: RGBImage, opts: WriteImageOptions = {}): Promise<void> {
   const format = formatFromPath(path);
   const buf = await encodeImageRGB(img, format, opts);
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, buf);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, buf, { force: true });
 }

@@ -15,13 +15,13 @@
  * A folder with no images of its own but an `input/` or `target/` subfolder (the GoPro layout
  * DIR/input, DIR/target) stands for that subfolder.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { loadImage8, psnr, ssim3d, ssimPerChannel, type Image8 } from '../metrics/index.js';
 import type { RGBImage } from '../data/image-io.js';
+import { writeFileAtomic } from '../data/atomic-write.js';
 
 /** Extensions recognised as images (as the paired-data loader). */
 export const EVAL_IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'];
@@ -381,15 +381,7 @@ export interface EvaluateModelOptions extends ScoreOptions {
 /** Writes 8-bit RGB as PNG: to a temporary name in the same folder, then renamed into place. */
 export async function writePng8(path: string, img: Image8): Promise<void> {
   const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, buf);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, buf, { force: true });
 }
 
 function image8ToRGB(img: Image8): RGBImage {
@@ -479,16 +471,7 @@ export function reportToJSON(report: EvalReport): string {
 
 /** Writes the report as JSON atomically (temporary file in the same folder, then rename). */
 export async function writeReport(path: string, report: EvalReport): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, reportToJSON(report));
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, new TextEncoder().encode(reportToJSON(report)), { force: true });
 }
 
 export interface FormatTableOptions {
