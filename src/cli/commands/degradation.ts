@@ -1,0 +1,46 @@
+/**
+ * msdi degradation <blurry> -o map.png [--weights W] [--overlay A] [--force]: a picture of the
+ * spatially varying degradation representation (its first three principal components as
+ * RGB; equal colours = equal representation within the picture).
+ */
+import { readImageRGB, writeImageRGB } from '../../data/image-io.js';
+import { degradationMap, representationModel } from '../../eval/degradation-map.js';
+import { parse, UsageError } from '../args.js';
+import { checkInput, checkOutput, loadJoint } from './reblur.js';
+
+const HELP = `usage: msdi degradation <blurry> -o MAP.png [options]
+
+  -o, --out FILE     output image (.png, .jpg, .webp)
+  --weights FILE     MSDI2E, msdi_net or msdi2_net weights; default: the bundled joint ones
+  --overlay A        0..1: opacity of the map over the photo (default 1, the map alone)
+  --force            replace an existing output`;
+
+export async function degradationCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    out: { type: 'string', short: 'o' }, weights: { type: 'string' }, overlay: { type: 'string' },
+    force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  }, 'degradation');
+  if (values.help) return void console.log(HELP);
+  if (positionals.length !== 1 || !values.out) throw new UsageError(HELP.split('\n')[0]);
+  let overlay = 1;
+  if (values.overlay !== undefined) {
+    overlay = Number(values.overlay);
+    if (values.overlay.trim() === '' || !Number.isFinite(overlay) || overlay < 0 || overlay > 1) {
+      throw new UsageError(`--overlay: expected a number from 0 to 1, got ${JSON.stringify(values.overlay)}`);
+    }
+  }
+  const input = positionals[0];
+  const out: string = values.out;
+  checkInput(input);
+  checkOutput(out, [input], Boolean(values.force));
+  const model = loadJoint(values.weights);
+  try {
+    representationModel(model); // weights without a representation stop here, before decoding
+    const img = await readImageRGB(input);
+    const map = degradationMap(model, img, { overlay });
+    await writeImageRGB(out, map);
+    console.log(`${out}: degradation map of ${input} (${img.width}x${img.height})`);
+  } finally {
+    model.dispose();
+  }
+}
