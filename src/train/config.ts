@@ -27,6 +27,12 @@ export interface TrainConfig {
   clip: number;
   /** stage 1 loss weights (official: pixel 10, gan 1, feature matching 10, perceptual 30) */
   weights: { pixel: number; gan: number; feat: number; perceptual: number };
+  /**
+   * The reblur branch's perceptual term (reblurred vs blurry). The official VGG19 needs ImageNet
+   * weights we cannot download; 'l1' is a pixel-space stand-in that gives the encoder a direct
+   * reason to describe the blur; 'none' drops the term.
+   */
+  perceptual: 'none' | 'l1';
   /** stage 2: PSNRLoss weight per output (official 0.5) */
   psnrWeight: number;
   logEvery: number;
@@ -42,7 +48,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
 };
 
@@ -51,7 +57,10 @@ export const PRESETS: Record<string, TrainConfig> = {
   'paper-stage1': { ...COMMON, stage: 'stage1', wf: 64, ndfD: 64, crop: 256, batch: 4, iters: 240000, tMax: 250000, lr: 2e-4, clip: 0.01 },
   'paper-stage2': { ...COMMON, stage: 'stage2', wf: 64, ndfD: 64, crop: 256, batch: 64, iters: 400000, lr: 3e-4, clip: 0 },
   // Sized for a 2-core CPU: wf 8, 128 crops. Trains our shipped default weights.
-  'cpu-stage1': { ...COMMON, stage: 'stage1', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 3000, lr: 2e-4, clip: 0.01, ckptEvery: 100, valEvery: 250 },
+  'cpu-stage1': {
+    ...COMMON, stage: 'stage1', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 3000, lr: 2e-4, clip: 0.01, ckptEvery: 100, valEvery: 250,
+    perceptual: 'l1', weights: { ...COMMON.weights, perceptual: 10 },
+  },
   'cpu-stage2': { ...COMMON, stage: 'stage2', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 10000, lr: 3e-4, clip: 0, ckptEvery: 100, valEvery: 500 },
   // Seconds per run: for tests.
   'test-stage1': { ...COMMON, stage: 'stage1', wf: 4, ndfD: 4, crop: 32, batch: 2, iters: 6, lr: 2e-4, clip: 0.01, logEvery: 1, valEvery: 3, ckptEvery: 2, valCount: 2, valSide: 32, workers: 0 },

@@ -62,6 +62,9 @@ function splitPreds(preds: Tensor[][]): [Tensor[][], Tensor[][]] {
   return [fake, real];
 }
 
+/** The pixel-space stand-in for the VGG perceptual term (see TrainConfig.perceptual). */
+const PIXEL_L1: PerceptualLoss = { name: 'l1', compute: (pred, target) => l1Loss(pred, target), dispose: () => {} };
+
 export class Stage1Task implements Task {
   readonly g: MSDI2E;
   readonly d?: MultiscaleDiscriminator;
@@ -69,8 +72,11 @@ export class Stage1Task implements Task {
   readonly optD?: Adam;
   readonly lossKey = 'l_pix';
 
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, readonly perceptual?: PerceptualLoss) {
+  readonly perceptual?: PerceptualLoss;
+
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss) {
     manualSeed(cfg.seed);
+    this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
     const reblur = ablation !== 'no-reblur';
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur).train();
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas });
