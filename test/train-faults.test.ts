@@ -91,3 +91,27 @@ test(`SIGKILL ${KILLS} times at random moments, resume each time: same weights a
   assert.deepEqual(curve(broken), curve(whole), 'the loss curve continues without a jump or a repeat');
   assert.ok(!existsSync(join(broken, 'log.jsonl.tmp')));
 });
+
+test('Ctrl-C (SIGINT) stops a run cleanly: a checkpoint at the step reached, then exit by the signal', { timeout: 120_000 }, async () => {
+  const out = join(root, 'interrupted');
+  const log = new RunLog(join(out, 'log.jsonl'));
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    const child = spawn(process.execPath, args(out, false), { stdio: 'ignore', env: { ...process.env, MSDI_THREADS: '1' } });
+    const poll = setInterval(() => {
+      if (log.read().some((r) => r.kind === 'train' && r.step >= 2)) {
+        clearInterval(poll);
+        child.kill('SIGINT');
+      }
+    }, 20);
+    const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('exit', (code, signal) => {
+      clearInterval(poll);
+      clearTimeout(guard);
+      resolve({ code, signal });
+    });
+  });
+  assert.equal(exit.signal, 'SIGINT', `exited by ${exit.signal ?? `code ${exit.code}`}`);
+  const last = log.read().filter((r) => r.kind === 'train').pop()!.step;
+  assert.ok(last < 40, 'stopped before the end');
+  assert.equal(listCheckpoints(out).pop()!.step, last, 'checkpoint at the step reached');
+});

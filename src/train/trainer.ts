@@ -42,6 +42,8 @@ export interface TrainResult {
   finished: boolean;
   lastLosses: Record<string, number>;
   val: ValResult | null;
+  /** The signal that stopped the run early (after a checkpoint), if any. */
+  interrupted: NodeJS.Signals | null;
 }
 
 function makeTask(o: TrainOptions): Task {
@@ -99,9 +101,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     renameSync(file + '.tmp', file);
   };
 
-  let stopRequested = false;
-  const onSignal = () => {
-    stopRequested = true;
+  let stopRequested: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopRequested = sig;
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -164,7 +166,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       log.write({ kind: 'event', step, event: 'finished' });
     }
     bar?.done(`${finished ? 'finished' : 'stopped'} at step ${step}/${cfg.iters}${bestPsnr !== null ? `, best val ${bestPsnr.toFixed(2)} dB at step ${bestStep}` : ''}`);
-    return { step, finished, lastLosses, val: lastVal };
+    return { step, finished, lastLosses, val: lastVal, interrupted: stopRequested };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

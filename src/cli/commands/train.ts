@@ -42,4 +42,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     quiet: values.quiet,
   });
   console.log(JSON.stringify({ step: result.step, finished: result.finished, losses: result.lastLosses, val: result.val }));
+  if (result.interrupted) {
+    // Checkpoint written: end as an interrupted program does, by the signal itself. (A normal
+    // exit after a caught SIGINT can hang in libtorch's thread-pool teardown.)
+    process.kill(process.pid, result.interrupted);
+  }
 }
