@@ -3,6 +3,8 @@
  * (safetensors or torch checkpoint). The message is always a single line of
  * the form `<file>: <problem>`.
  */
+import * as fs from 'node:fs';
+
 export class WeightsFileError extends Error {
   /** The file the problem concerns, as the caller named it. */
   readonly file: string;
@@ -23,5 +25,15 @@ export class WeightsFileError extends Error {
     this.name = 'WeightsFileError';
     this.file = f;
     this.problem = p;
+  }
+}
+
+/** The bytes of a weights file; an unreadable file is a WeightsFileError naming it. */
+export function readWeightsBytes(file: string): Uint8Array {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new WeightsFileError(file, `cannot read file (${err.code ?? err.message})`, { cause: e });
   }
 }

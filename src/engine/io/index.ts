@@ -2,9 +2,8 @@
  * Weights IO: safetensors read/write and torch.save checkpoint reading, in pure
  * TypeScript. Every problem with a file is reported as a WeightsFileError.
  */
-import * as fs from 'node:fs';
 
-import { WeightsFileError } from './errors.js';
+import { WeightsFileError, readWeightsBytes } from './errors.js';
 import type { RawTensor } from './raw-tensor.js';
 import { parseSafetensors } from './safetensors.js';
 import { isLegacyTorchFile, parseTorchCheckpoint } from './torch-checkpoint.js';
@@ -38,12 +37,6 @@ export function parseWeights(buf: Uint8Array, name: string): Map<string, RawTens
  * detected from the content rather than the extension.
  */
 export function readWeightsFile(file: string): Map<string, RawTensor> {
-  let buf: Uint8Array;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new WeightsFileError(file, `cannot read file (${err.code ?? err.message})`, { cause: e });
-  }
+  const buf = readWeightsBytes(file);
   return parseWeights(buf, file);
 }

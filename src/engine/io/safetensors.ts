@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { WeightsFileError } from './errors.js';
+import { WeightsFileError, readWeightsBytes } from './errors.js';
 import { isDType, itemSize, type RawTensor } from './raw-tensor.js';
 
 /** Largest JSON header accepted (the reference implementation uses the same limit). */
@@ -157,18 +157,9 @@ function parseInner(buf: Uint8Array, name: string): SafetensorsContents {
   return { tensors, metadata };
 }
 
-function readWhole(file: string): Uint8Array {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new WeightsFileError(file, `cannot read file (${err.code ?? err.message})`, { cause: e });
-  }
-}
-
 /** Reads and validates a .safetensors file. */
 export function readSafetensors(file: string): SafetensorsContents {
-  return parseSafetensors(readWhole(file), file);
+  return parseSafetensors(readWeightsBytes(file), file);
 }
 
 /** Serialises tensors to safetensors bytes: [header length][header][data...]; returns the parts. */

@@ -8,10 +8,9 @@
  * checked against an allow-list (OrderedDict, the torch tensor rebuild
  * functions and the storage classes) and every other name is refused.
  */
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 
-import { WeightsFileError } from './errors.js';
+import { WeightsFileError, readWeightsBytes } from './errors.js';
 import { itemSize, type DType, type RawTensor } from './raw-tensor.js';
 
 /** Largest tensor (in bytes) a checkpoint may rebuild. */
@@ -970,12 +969,6 @@ function parseInner(buf: Uint8Array, file: string): Map<string, RawTensor> {
 
 /** Reads a torch.save (zip format) checkpoint; returns its tensors by name. */
 export function readTorchCheckpoint(file: string): Map<string, RawTensor> {
-  let buf: Uint8Array;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new WeightsFileError(file, `cannot read file (${err.code ?? err.message})`, { cause: e });
-  }
+  const buf = readWeightsBytes(file);
   return parseTorchCheckpoint(buf, file);
 }
