@@ -146,3 +146,17 @@ export function viewMax(view: PlaneView): number {
   }
   return m;
 }
+
+/**
+ * The common start of every metric, as BasicSR does it: same shape checked, `cropBorder`
+ * pixels removed from each edge, then optionally the BT.601 Y channel.
+ */
+export function prepareViews(
+  img1: Image8, img2: Image8, o: { cropBorder?: number; testYChannel?: boolean }, what: string,
+): [PlaneView, PlaneView] {
+  assertSameShape(img1, img2, what);
+  const crop = checkCropBorder(img1, o.cropBorder, what);
+  const a = cropView(img1, crop);
+  const b = cropView(img2, crop);
+  return o.testYChannel ? [toYChannel(a), toYChannel(b)] : [a, b];
+}

@@ -5,10 +5,7 @@
  * Infinity when mse == 0.
  */
 import {
-  assertSameShape,
-  checkCropBorder,
-  cropView,
-  toYChannel,
+  prepareViews,
   viewMax,
   type Image8,
   type PlaneView,
@@ -49,14 +46,7 @@ export function meanSquaredError(a: PlaneView, b: PlaneView): number {
 /** PSNR in dB between two images (HWC, 0..255, same shape); Infinity for identical images. */
 export function psnr(img1: Image8, img2: Image8, options: PsnrOptions = {}): number {
   const what = 'psnr';
-  assertSameShape(img1, img2, what);
-  const crop = checkCropBorder(img1, options.cropBorder, what);
-  let a = cropView(img1, crop);
-  let b = cropView(img2, crop);
-  if (options.testYChannel) {
-    a = toYChannel(a);
-    b = toYChannel(b);
-  }
+  const [a, b] = prepareViews(img1, img2, options, what);
   const mse = meanSquaredError(a, b);
   if (mse === 0) return Infinity;
   const maxValue = resolveMaxValue(options.maxValue, a, what);

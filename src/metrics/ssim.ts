@@ -41,10 +41,7 @@
  * reference too) match to 1e-14.
  */
 import {
-  assertSameShape,
-  checkCropBorder,
-  cropView,
-  toYChannel,
+  prepareViews,
   type Image8,
   type PlaneView,
 } from './image.js';
@@ -312,13 +309,8 @@ export function gaussianSsimMean(a: PlaneView, b: PlaneView, mode: FilterMode, C
  */
 export function ssim3d(img1: Image8, img2: Image8, options: Ssim3dOptions = {}): number {
   const what = 'ssim3d';
-  assertSameShape(img1, img2, what);
-  const crop = checkCropBorder(img1, options.cropBorder, what);
-  let a = cropView(img1, crop);
-  let b = cropView(img2, crop);
+  const [a, b] = prepareViews(img1, img2, options, what);
   if (options.testYChannel) {
-    a = toYChannel(a);
-    b = toYChannel(b);
     return gaussianSsimMean(a, b, { pad: 5, mixChannels: false }, (0.01 * 255) ** 2, (0.03 * 255) ** 2);
   }
   const max = resolveMaxValue(options.maxValue, a, what);
@@ -331,14 +323,7 @@ export function ssim3d(img1: Image8, img2: Image8, options: Ssim3dOptions = {}):
  */
 export function ssimPerChannel(img1: Image8, img2: Image8, options: SsimOptions = {}): number {
   const what = 'ssimPerChannel';
-  assertSameShape(img1, img2, what);
-  const crop = checkCropBorder(img1, options.cropBorder, what);
-  let a = cropView(img1, crop);
-  let b = cropView(img2, crop);
-  if (options.testYChannel) {
-    a = toYChannel(a);
-    b = toYChannel(b);
-  }
+  const [a, b] = prepareViews(img1, img2, options, what);
   // Every channel has the same number of valid windows, so the mean over all
   // (rows, columns, channels) equals the mean over channels of the per-channel means.
   return gaussianSsimMean(a, b, { pad: 0, mixChannels: false }, (0.01 * 255) ** 2, (0.03 * 255) ** 2);
