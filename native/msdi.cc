@@ -10,11 +10,13 @@
 //    but still never dereferences a handle it cannot recognise.
 #include <napi.h>
 
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/types.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
@@ -383,9 +385,65 @@ Napi::Value ConvTranspose2d(const Napi::CallbackInfo& info) {
   })
 }
 
+// contiguousAs(t, channelsLast): a dense copy in NCHW or NHWC memory order (no copy when it
+// already is). Convolutions on NHWC inputs and weights skip oneDNN's per-call reorders.
+Napi::Value ContiguousAs(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto format = B(info, 1) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    return Wrap(info.Env(), T(info, 0).contiguous(format));
+  })
+}
+
+Napi::Value IsChannelsLast(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& t = T(info, 0);
+    return Napi::Boolean::New(info.Env(), t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                                              !t.is_contiguous());
+  })
+}
+
+// convTranspose2x2(x, w[Cin, Cout, 2, 2], b|null): ConvTranspose2d with kernel 2, stride 2,
+// no padding. Every output pixel takes exactly one input pixel, so it is a 1x1 convolution to
+// Cout x 2 x 2 channels followed by a pixel shuffle. libtorch 1.13 sends transposed
+// convolutions to an im2col + BLAS path on CPU (Debian's reference BLAS: single-threaded and
+// slow); the 1x1 convolution runs in oneDNN. NHWC in, NHWC out. Differentiable (ATen ops).
+Napi::Value ConvTranspose2x2(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& x = T(info, 0);
+    auto& w = T(info, 1);
+    auto b = OptT(info, 2);
+    const int64_t n = x.size(0), cin = x.size(1), h = x.size(2), wd = x.size(3), cout = w.size(1);
+    bool nhwc = x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
+    auto w1 = w.permute({1, 2, 3, 0}).reshape({cout * 4, cin, 1, 1});
+    if (nhwc) w1 = w1.contiguous(at::MemoryFormat::ChannelsLast);
+    auto y = at::conv2d(x, w1);  // [n, cout*4, h, w]; channel = co*4 + i*2 + j
+    at::Tensor out;
+    if (nhwc) {
+      out = y.permute({0, 2, 3, 1}).reshape({n, h, wd, cout, 2, 2}).permute({0, 1, 4, 2, 5, 3})
+                .reshape({n, 2 * h, 2 * wd, cout}).permute({0, 3, 1, 2});
+    } else {
+      out = at::pixel_shuffle(y, 2);
+    }
+    if (b.has_value()) out = out + b->view({1, cout, 1, 1});
+    return Wrap(info.Env(), out);
+  })
+}
+
 // instanceNorm(x, w|null, b|null, eps)
+// An NHWC input (a channel slice of one, too) is normalised with elementwise ops that keep
+// its layout: at::instance_norm would make it NCHW and the next convolution would copy back.
 Napi::Value InstanceNorm(const Napi::CallbackInfo& info) {
   GUARD({
+    auto& x = T(info, 0);
+    if (x.dim() == 4 && x.stride(1) == 1 && x.size(1) > 1) {
+      auto [var, mean] = at::var_mean(x, {2, 3}, /*unbiased=*/false, /*keepdim=*/true);
+      auto y = (x - mean) * at::rsqrt(var + D(info, 3));
+      auto w = OptT(info, 1);
+      auto b = OptT(info, 2);
+      if (w.has_value()) y = y * w->view({1, -1, 1, 1});
+      if (b.has_value()) y = y + b->view({1, -1, 1, 1});
+      return Wrap(info.Env(), y);
+    }
     return Wrap(info.Env(), at::instance_norm(T(info, 0), OptT(info, 1), OptT(info, 2), c10::nullopt, c10::nullopt,
                                               true, 0.1, D(info, 3), at::globalContext().userEnabledCuDNN()));
   })
@@ -657,6 +715,17 @@ Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// profile(file|null): starts recording every ATen op (libtorch's legacy profiler) into a
+// chrome://tracing file, or stops and writes it. For finding where time goes (MSDI_PROFILE).
+std::unique_ptr<torch::autograd::profiler::RecordProfile> g_profile;
+Napi::Value Profile(const Napi::CallbackInfo& info) {
+  GUARD({
+    g_profile.reset();
+    if (info[0].IsString()) g_profile = std::make_unique<torch::autograd::profiler::RecordProfile>(S(info, 0));
+    return info.Env().Undefined();
+  })
+}
+
 // A deliberately failing call, so tests can check the error path end to end.
 Napi::Value ProvokeError(const Napi::CallbackInfo& info) {
   GUARD({
@@ -727,6 +796,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("indexSelect", IndexSelect);
   EXPORT("conv2d", Conv2d);
   EXPORT("convTranspose2d", ConvTranspose2d);
+  EXPORT("convTranspose2x2", ConvTranspose2x2);
+  EXPORT("contiguousAs", ContiguousAs);
+  EXPORT("profile", Profile);
+  EXPORT("isChannelsLast", IsChannelsLast);
   EXPORT("instanceNorm", InstanceNorm);
   EXPORT("batchNorm", BatchNorm);
   EXPORT("pad", Pad);

@@ -27,6 +27,15 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null =
     pair(o.padding ?? 0), pair(o.outputPadding ?? 0), o.groups ?? 1, pair(o.dilation ?? 1)));
 }
 
+/**
+ * ConvTranspose2d with kernel 2, stride 2, no padding (weight Cin x Cout x 2 x 2), computed as
+ * one matrix product and a pixel shuffle; same result as convTranspose2d, several times faster
+ * on CPU. NHWC in, NHWC out.
+ */
+export function convTranspose2x2(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return new Tensor(native.convTranspose2x2(x.handle, weight.handle, bias?.handle ?? null));
+}
+
 /** Instance normalisation over H x W per sample and channel (biased variance, like torch). */
 export function instanceNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
   return new Tensor(native.instanceNorm(x.handle, weight?.handle ?? null, bias?.handle ?? null, eps));

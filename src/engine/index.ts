@@ -7,3 +7,4 @@ export { Adam, clipGradNorm } from './optim.js';
 export type { AdamOptions, AdamParamState } from './optim.js';
 export { setNumThreads, getNumThreads, manualSeed, cudaAvailable, libtorchVersion, parallelInfo, resolveDevice, releaseFreeMemory } from './runtime.js';
 export { ValidationError, NativeError, expected } from './errors.js';
+export { profileOps, type OpTime } from './profile.js';

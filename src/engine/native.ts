@@ -12,6 +12,8 @@ import { NativeError } from './errors.js';
 export type Handle = { readonly __tensorHandle: unique symbol };
 /** Opaque handle to a libtorch Adam optimiser. */
 export type OptimHandle = { readonly __optimHandle: unique symbol };
+/** Opaque handle to a c10d process group (native/distributed.cc). */
+export type GroupHandle = { readonly __groupHandle: unique symbol };
 type Num = number;
 type H = Handle;
 type Operand = H | Num;
@@ -52,6 +54,10 @@ export interface NativeBinding {
   indexSelect(t: H, dim: Num, index: H): H;
   conv2d(x: H, w: H, b: MaybeH, stride: Num[], padding: Num[], dilation: Num[], groups: Num): H;
   convTranspose2d(x: H, w: H, b: MaybeH, stride: Num[], padding: Num[], outputPadding: Num[], groups: Num, dilation: Num[]): H;
+  convTranspose2x2(x: H, w: H, b: MaybeH): H;
+  contiguousAs(t: H, channelsLast: boolean): H;
+  profile(file: string | null): void;
+  isChannelsLast(t: H): boolean;
   instanceNorm(x: H, w: MaybeH, b: MaybeH, eps: Num): H;
   batchNorm(x: H, w: MaybeH, b: MaybeH, rm: MaybeH, rv: MaybeH, training: boolean, momentum: Num, eps: Num): H;
   pad(x: H, pads: Num[], mode: string, value: Num): H;
@@ -85,6 +91,14 @@ export interface NativeBinding {
   parallelInfo(): string;
   releaseFreeMemory(): void;
   provokeError(): void;
+  // data parallel (native/distributed.cc): collectives are synchronous and in place
+  distBackends(): string[];
+  distInit(backend: string, addr: string, port: Num, rank: Num, world: Num, timeoutMs: Num, glooInterfaces: string[]): GroupHandle;
+  distAllreduce(g: GroupHandle, ts: H[], op: 'sum' | 'avg' | 'max' | 'min'): void;
+  distAllreduceGrads(g: GroupHandle, params: H[]): Num;
+  distBroadcast(g: GroupHandle, ts: H[], root: Num): void;
+  distBarrier(g: GroupHandle): void;
+  distDestroy(g: GroupHandle): void;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -282,6 +282,10 @@ export class Tensor {
   }
   clone(): Tensor { return new Tensor(native.clone(this.handle)); }
   contiguous(): Tensor { return new Tensor(native.contiguous(this.handle)); }
+  /** A 4-D tensor laid out NHWC in memory (same shape and values); no copy when it already is. */
+  channelsLast(): Tensor { return new Tensor(native.contiguousAs(this.handle, true)); }
+  /** True when this 4-D tensor is laid out NHWC (and not also NCHW, as 1x1 images are). */
+  get isChannelsLast(): boolean { return native.isChannelsLast(this.handle); }
   detach(): Tensor { return new Tensor(native.detach(this.handle)); }
   /** True when every element is finite (no NaN, no infinity). */
   allFinite(): boolean {

@@ -12,7 +12,7 @@ import { detectArch, buildModel, type ArchSpec } from '../models/registry.js';
 import { MsdiNet } from '../models/msdi-net.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { loadStateDict } from '../nn/state-dict.js';
-import { foldSpectralNorms } from '../nn/layers.js';
+import { prepareForInference } from '../nn/layers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Bundled weights, trained by msdi's own trainer (see README). */
@@ -52,7 +52,7 @@ export function loadModel(file?: string, o: LoadModelOptions = {}): LoadedModel 
     throw e;
   }
   net.eval();
-  foldSpectralNorms(net);
+  prepareForInference(net);
   if (device !== 'cpu') throw new Error(`device ${device}: moving models to CUDA is not supported yet`);
   return { spec, net, source, device, dispose: () => net.dispose() };
 }

@@ -54,8 +54,8 @@ export class Conv2d extends Layer {
 
   /** The weight the convolution uses (W / sigma for spectral norm). */
   effectiveWeight(): Tensor {
-    if (!this.spectral) return this.weight;
     if (this.#folded && !this.training) return this.#folded;
+    if (!this.spectral) return this.weight;
     const u = this.u!;
     const v = this.v!;
     return tidy(() => {
@@ -73,13 +73,20 @@ export class Conv2d extends Layer {
     });
   }
 
-  /** Computes the spectral-normalised weight once; used until the mode changes or weights load. */
-  fold(): void {
-    if (!this.spectral) return;
+  /**
+   * Computes the inference weight once (spectral norm applied; NHWC memory order with
+   * `channelsLast`, which makes oneDNN keep activations NHWC from layer to layer instead of
+   * reordering them at every call). Used in eval mode until the mode changes or weights load.
+   */
+  fold(o: { channelsLast?: boolean } = {}): void {
     this.unfold();
+    if (!this.spectral && !o.channelsLast) return;
     const wasTraining = this.training;
     this.training = false;
-    this.#folded = keep(tidy(() => noGrad(() => this.effectiveWeight().detach())));
+    this.#folded = keep(tidy(() => noGrad(() => {
+      const w = this.effectiveWeight().detach();
+      return o.channelsLast ? w.channelsLast() : w;
+    })));
     this.training = wasTraining;
   }
 
@@ -118,7 +125,9 @@ export class ConvTranspose2d extends Layer {
     this.bias = bias ? this.param('bias', uniformInit([outChannels], fanIn)) : null;
   }
   forward(x: Tensor): Tensor {
-    const y = F.convTranspose2d(x, this.weight, this.bias, { stride: this.stride });
+    const y = this.kernel === 2 && this.stride === 2
+      ? F.convTranspose2x2(x, this.weight, this.bias)
+      : F.convTranspose2d(x, this.weight, this.bias, { stride: this.stride });
     countMacs(x, this.outChannels * this.kernel * this.kernel);
     return y;
   }
@@ -208,4 +217,14 @@ export class AvgPool2d extends Layer {
 /** Folds every spectral-norm conv under `root` into a plain weight (inference only). */
 export function foldSpectralNorms(root: { namedModules(): Iterable<[string, unknown]> }): void {
   for (const [, m] of root.namedModules()) if (m instanceof Conv2d) m.fold();
+}
+
+/**
+ * Readies `root` for inference: spectral norms folded and, by default, every convolution
+ * weight stored NHWC so that activations stay NHWC through the network (outputs equal the
+ * NCHW path within float rounding; see test/speed.test.ts).
+ */
+export function prepareForInference(root: { namedModules(): Iterable<[string, unknown]> }, o: { channelsLast?: boolean } = {}): void {
+  const channelsLast = o.channelsLast ?? true;
+  for (const [, m] of root.namedModules()) if (m instanceof Conv2d) m.fold({ channelsLast });
 }

@@ -3,7 +3,8 @@
  * measurements as `scripts/torch_reference.py forward|train` (PyTorch eager), which the
  * bench runs in the same session with the same thread count.
  *
- * - forwardBench: msdi_net inference (eval, spectral norms folded, inference mode) on
+ * - forwardBench: msdi_net inference (eval, prepareForInference: spectral norms folded,
+ *   NHWC weights; inference mode) on
  *   1 x 3 x size x size; the paper configuration is wf 64 at 256.
  * - trainBench: one stage-2 optimisation step of msdi2_net (Stage2Task.step: training-mode
  *   forward, PSNRLoss on both outputs, backward, Adam 3e-4 (0.9, 0.99)), encoder and latent
@@ -16,7 +17,7 @@ import { Tensor, tidy, inferenceMode, manualSeed } from '../../engine/index.js';
 import { tensorToRaw } from '../../engine/raw.js';
 import type { RawTensor } from '../../engine/io/index.js';
 import { MsdiNet } from '../../models/msdi-net.js';
-import { foldSpectralNorms } from '../../nn/layers.js';
+import { prepareForInference } from '../../nn/layers.js';
 import { Stage2Task } from '../../train/tasks.js';
 import { PRESETS } from '../../train/config.js';
 
@@ -80,10 +81,10 @@ function randomArray(n: number, seed: number): Float32Array {
 }
 
 /** msdi_net (v1) inference on 1 x 3 x size x size: eval, folded spectral norms, inference mode. */
-export function forwardStep(o: { wf: number; size: number }): BenchStep {
+export function forwardStep(o: { wf: number; size: number; channelsLast?: boolean }): BenchStep {
   manualSeed(0);
   const net = new MsdiNet({ wf: o.wf, version: 1 }).eval();
-  foldSpectralNorms(net);
+  prepareForInference(net, { channelsLast: o.channelsLast });
   const x = Tensor.rand([1, 3, o.size, o.size]);
   return timedStep(() => inferenceMode(() => tidy(() => { net.forward(x); })), () => {
     x.dispose();

@@ -1,0 +1,73 @@
+/**
+ * The fast inference path gives the results of the plain one: ConvTranspose2d 2x2/2 as a 1x1
+ * convolution plus pixel shuffle (forward and gradients), the NHWC instance norm, and a whole
+ * msdi_net with prepareForInference (folded spectral norms, NHWC weights) against the
+ * unprepared eval network and the official reference output, within 1e-4.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Fixture } from './helpers/fixtures.js';
+import { Tensor, F, tidy, inferenceMode, manualSeed } from '../src/engine/index.js';
+import { MsdiNet } from '../src/models/msdi-net.js';
+import { loadStateDict } from '../src/nn/state-dict.js';
+import { prepareForInference } from '../src/nn/layers.js';
+
+const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+
+test('convTranspose2x2 equals convTranspose2d (k 2, s 2) in NCHW and NHWC, gradients too', () => {
+  manualSeed(3);
+  tidy(() => {
+    const x = Tensor.randn([2, 6, 5, 7]);
+    const w = Tensor.randn([6, 4, 2, 2]);
+    const b = Tensor.randn([4]);
+    const ref = F.convTranspose2d(x, w, b, { stride: 2 });
+    assert.deepEqual(ref.shape, [2, 4, 10, 14]);
+    assert.ok(maxDiff(ref, F.convTranspose2x2(x, w, b)) < 1e-5);
+    const nhwc = F.convTranspose2x2(x.channelsLast(), w, b);
+    assert.ok(nhwc.isChannelsLast, 'NHWC in, NHWC out');
+    assert.ok(maxDiff(ref, nhwc) < 1e-5);
+    assert.ok(maxDiff(ref, F.convTranspose2x2(x, w, null).add(b.reshape([1, 4, 1, 1]))) < 1e-5);
+
+    const grads = (fn: (x: Tensor, w: Tensor) => Tensor) => {
+      const xg = x.clone().requiresGrad_(true);
+      const wg = w.clone().requiresGrad_(true);
+      fn(xg, wg).mul(ref).sum().backward();
+      return [xg.grad!, wg.grad!];
+    };
+    const [gx0, gw0] = grads((xx, ww) => F.convTranspose2d(xx, ww, b, { stride: 2 }));
+    const [gx1, gw1] = grads((xx, ww) => F.convTranspose2x2(xx, ww, b));
+    assert.ok(maxDiff(gx0, gx1) < 1e-4 && maxDiff(gw0, gw1) < 1e-4, 'same gradients');
+  });
+});
+
+test('instance norm of an NHWC tensor (and of a channel slice of one) equals the NCHW result', () => {
+  manualSeed(4);
+  tidy(() => {
+    const x = Tensor.randn([2, 8, 9, 11]).mul(3).add(1);
+    const w = Tensor.randn([4]);
+    const b = Tensor.randn([4]);
+    const half = x.chunk(2, 1)[0];
+    const halfNhwc = x.channelsLast().chunk(2, 1)[0];
+    assert.ok(maxDiff(F.instanceNorm(half, w, b), F.instanceNorm(halfNhwc, w, b)) < 1e-5);
+    assert.ok(maxDiff(F.instanceNorm(x), F.instanceNorm(x.channelsLast())) < 1e-5);
+  });
+});
+
+test('prepareForInference: msdi_net outputs within 1e-4 of the unprepared network and of the official code', () => {
+  const fx = new Fixture('msdi_net_w4.eval.safetensors');
+  const net = new MsdiNet({ wf: 4, version: 1 }).eval();
+  try {
+    loadStateDict(net, new Fixture('msdi_net_w4.weights.safetensors').raw, { source: 'msdi_net_w4' });
+    const plain = inferenceMode(() => tidy(() => net.forward(fx.tensor('input')).out2.contiguous()));
+    prepareForInference(net);
+    const fast = inferenceMode(() => tidy(() => net.forward(fx.tensor('input')).out2));
+    assert.ok(fast.isChannelsLast, 'activations stay NHWC to the output');
+    const d = maxDiff(plain, fast);
+    assert.ok(d < 1e-4, `prepared vs plain: ${d}`);
+    assert.ok(fx.maxAbsDiff(fast, 'out_2') < 1e-4);
+    plain.dispose();
+    fast.dispose();
+  } finally {
+    net.dispose();
+  }
+});
