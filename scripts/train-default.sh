@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Trains msdi's bundled default weights on this machine, resumably: run it again after a stop
+# and every stage continues where it was (checkpoints every 100 steps).
+#
+#   1. data: 2400 training pairs and 100 validation pairs, synthesised from Debian photos
+#      (training and validation photos apart: scripts/photo-split.txt)
+#   2. stage 1: MSDI2E (joint reblurring / deblurring) with the cpu-stage1 preset, 1500 steps
+#   3. stage 2: msdi2_net with the stage-1 representation frozen, and the same network without
+#      the representation (--ablate no-degradation), in alternating chunks of CHUNK steps, so
+#      that both have always trained for the same number of steps when the job is stopped
+#
+# Usage: bash scripts/train-default.sh [RUNS_DIR]   (default $HOME/msdi-train)
+# Env: STAGE1_ITERS (1500), STAGE2_ITERS (10000), CHUNK (500).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-$HOME/msdi-train}"
+STAGE1_ITERS="${STAGE1_ITERS:-1500}"
+STAGE2_ITERS="${STAGE2_ITERS:-10000}"
+CHUNK="${CHUNK:-500}"
+msdi() { node bin/msdi.js "$@"; }
+mkdir -p "$RUNS"
+
+if [ ! -d data/photos/train ]; then bash scripts/get-photos.sh; fi
+# synth writes its report (synth-*.json) last: a folder without one is incomplete.
+ls "$RUNS"/synth-train/synth-*.json >/dev/null 2>&1 || { rm -rf "$RUNS/synth-train"; msdi synth --from data/photos/train --out "$RUNS/synth-train" --count 2400 --seed 1; }
+ls "$RUNS"/synth-val/synth-*.json >/dev/null 2>&1 || { rm -rf "$RUNS/synth-val"; msdi synth --from data/photos/val --out "$RUNS/synth-val" --count 100 --seed 2; }
+data=(--data "$RUNS/synth-train" --val "$RUNS/synth-val")
+
+# Step count of a run: the newest checkpoint's number (0 when none).
+steps() { ls "$1"/ckpt-*.safetensors 2>/dev/null | sed 's/.*ckpt-0*\([0-9]*\)\.safetensors/\1/' | sort -n | tail -1 || true; }
+resume() { [ -n "$(steps "$1")" ] && echo --resume || true; }
+
+msdi train stage1 "${data[@]}" --out "$RUNS/stage1" --iters "$STAGE1_ITERS" $(resume "$RUNS/stage1") --quiet
+init="$RUNS/stage1/ckpt-$(printf %08d "$STAGE1_ITERS").safetensors"
+
+while :; do
+  s2=$(steps "$RUNS/stage2"); s2=${s2:-0}
+  ab=$(steps "$RUNS/stage2-no-degradation"); ab=${ab:-0}
+  [ "$s2" -ge "$STAGE2_ITERS" ] && [ "$ab" -ge "$STAGE2_ITERS" ] && break
+  if [ "$s2" -le "$ab" ]; then
+    msdi train stage2 "${data[@]}" --out "$RUNS/stage2" --init "$init" --iters "$STAGE2_ITERS" \
+      --stop-after "$CHUNK" $(resume "$RUNS/stage2") --quiet
+  else
+    msdi train stage2 "${data[@]}" --out "$RUNS/stage2-no-degradation" --ablate no-degradation \
+      --iters "$STAGE2_ITERS" --stop-after "$CHUNK" $(resume "$RUNS/stage2-no-degradation") --quiet
+  fi
+done
+echo "train-default: done; export with: msdi export $RUNS/stage2 -o weights/msdi-deblur.safetensors --half"
