@@ -10,6 +10,7 @@
 //    but still never dereferences a handle it cannot recognise.
 #include <napi.h>
 
+#include "distributed.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -833,6 +834,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("parallelInfo", ParallelInfo);
   EXPORT("releaseFreeMemory", ReleaseFreeMemory);
   EXPORT("provokeError", ProvokeError);
+  RegisterDistributed(env, exports);
   return exports;
 }
 

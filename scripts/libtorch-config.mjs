@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // Tells node-gyp where libtorch is: the LIBTORCH folder (include/ and lib/, as other
-// libtorch bindings expect) or else Debian's libtorch-dev. Usage: libtorch-config.mjs include|cflags|libs|describe
+// libtorch bindings expect) or else Debian's libtorch-dev. Usage: libtorch-config.mjs include|cflags|defines|libs|describe
+//
+// Data-parallel training (native/distributed.cc) is compiled in when this libtorch ships c10d's
+// Gloo process group and gloo's own headers are there too (Debian: libgloo-dev): defines
+// MSDI_HAVE_C10D (and USE_C10D_GLOO, which c10d's headers read). A CUDA libtorch with
+// ProcessGroupNCCL.hpp, nccl.h and the CUDA runtime headers also gets MSDI_HAVE_NCCL.
+// MSDI_C10D=0 builds without either.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -28,6 +34,33 @@ function locate() {
   throw new Error('libtorch not found: install Debian\'s libtorch-dev (apt-get install libtorch-dev) or set LIBTORCH to a libtorch folder');
 }
 
+/** The folder of `dirs` holding `file`, or null. */
+function findIn(dirs, file) {
+  return dirs.find((d) => existsSync(join(d, file))) ?? null;
+}
+
+function distributed(cfg) {
+  const none = { c10d: false, nccl: false, defines: [], includes: [] };
+  if (process.env.MSDI_C10D === '0') return none;
+  const dirs = [...cfg.includes, '/usr/include'];
+  if (!findIn(dirs, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp')) return none;
+  const gloo = findIn(dirs, 'gloo/context.h');
+  if (!gloo) return none;
+  const out = { c10d: true, nccl: false, defines: ['MSDI_HAVE_C10D', 'USE_C10D_GLOO'], includes: [gloo] };
+  if (cfg.cuda && findIn(dirs, 'torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp')) {
+    const cudaDirs = [...dirs, ...[process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean).map((d) => join(d, 'include'))];
+    const nccl = findIn(cudaDirs, 'nccl.h');
+    const cudart = findIn(cudaDirs, 'cuda_runtime_api.h');
+    if (nccl && cudart) {
+      out.nccl = true;
+      out.defines.push('MSDI_HAVE_NCCL', 'USE_C10D_NCCL');
+      out.includes.push(nccl, cudart);
+    }
+  }
+  out.includes = [...new Set(out.includes)].filter((d) => d !== '/usr/include');
+  return out;
+}
+
 const what = process.argv[2] ?? 'describe';
 let cfg;
 try {
@@ -36,7 +69,9 @@ try {
   console.error(`msdi: ${e.message}`);
   process.exit(1);
 }
-if (what === 'include') console.log(cfg.includes.join(' '));
+const dist = distributed(cfg);
+if (what === 'include') console.log([...cfg.includes, ...dist.includes].join(' '));
+else if (what === 'defines') console.log(dist.defines.join(' '));
 else if (what === 'cflags') console.log(`-D_GLIBCXX_USE_CXX11_ABI=${cfg.abi}`);
 else if (what === 'libs') {
   const libs = [];
@@ -47,4 +82,4 @@ else if (what === 'libs') {
   if (cfg.cuda) libs.push('-ltorch_cuda', '-lc10_cuda');
   libs.push('-Wl,--as-needed');
   console.log(libs.join(' '));
-} else console.log(JSON.stringify(cfg));
+} else console.log(JSON.stringify({ ...cfg, c10d: dist.c10d, nccl: dist.nccl }));

@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then need_apt+=(libtorch-dev); fi
+# gloo's headers, which c10d's ProcessGroupGloo.hpp includes: without them the addon is built
+# without data-parallel training (msdi train --nproc), and everything else works.
+if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libgloo-dev >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    need_apt+=(libgloo-dev)
+  else
+    echo "msdi setup: libgloo-dev is not installed: building without data-parallel training (sudo apt-get install libgloo-dev adds it)" >&2
+  fi
+fi
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
@@ -25,9 +34,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# The addon: rebuilt when its source, the build file or the libtorch location changed.
+# The addon: rebuilt when its source, the build file, the libtorch location or what it offers
+# (c10d, NCCL) changed.
 stamp=build/.msdi-native-stamp
-want="$(sha1sum native/*.cc binding.gyp scripts/libtorch-config.mjs | sha1sum | cut -c1-40) ${LIBTORCH:-debian}"
+want="$(sha1sum native/*.cc native/*.h binding.gyp scripts/libtorch-config.mjs | sha1sum | cut -c1-40) ${LIBTORCH:-debian} $(node scripts/libtorch-config.mjs defines)"
 if [ ! -f build/Release/msdi_native.node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "msdi setup: building the native addon against libtorch ($(node scripts/libtorch-config.mjs describe))"
   npm run --silent build:native

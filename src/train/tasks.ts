@@ -32,6 +32,11 @@ export interface Task {
   readonly optD?: Adam;
   /** the loss reported as the run's main curve */
   readonly lossKey: string;
+  /**
+   * Data-parallel training: called with each optimiser's parameters after backward and before
+   * clipping and the update, to average their gradients across ranks (null: one process).
+   */
+  syncGrads: ((params: Tensor[]) => void) | null;
   setLr(lr: number, lrD: number): void;
   /** One optimisation step; returns the loss values. Throws before stepping on a non-finite loss. */
   step(batch: Batch): Record<string, number>;
@@ -71,6 +76,7 @@ export class Stage1Task implements Task {
   readonly optG: Adam;
   readonly optD?: Adam;
   readonly lossKey = 'l_pix';
+  syncGrads: ((params: Tensor[]) => void) | null = null;
 
   readonly perceptual?: PerceptualLoss;
 
@@ -119,6 +125,7 @@ export class Stage1Task implements Task {
       values.l_total = total.item();
       checkFinite(values);
       total.backward();
+      this.syncGrads?.(this.optG.params);
       if (this.cfg.clip > 0) values.grad_norm = clipGradNorm(this.optG.params, this.cfg.clip);
       this.optG.step();
       if (this.d && this.optD && fakeDetached) {
@@ -130,6 +137,7 @@ export class Stage1Task implements Task {
         values.l_d = lD.item();
         checkFinite({ l_d: values.l_d });
         lD.backward();
+        this.syncGrads?.(this.optD.params);
         if (this.cfg.clip > 0) clipGradNorm(this.optD.params, this.cfg.clip);
         this.optD.step();
       }
@@ -158,13 +166,17 @@ export class Stage2Task implements Task {
   readonly g: MsdiNet;
   readonly optG: Adam;
   readonly lossKey = 'l_psnr';
+  syncGrads: ((params: Tensor[]) => void) | null = null;
 
-  /** init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen. */
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string }) {
+  /**
+   * init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen, or
+   * 'from-rank-0' on the other ranks of a data-parallel run (rank 0 broadcasts its weights).
+   */
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string } | 'from-rank-0') {
     manualSeed(cfg.seed);
     const degradation = ablation !== 'no-degradation';
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation }).train();
-    if (degradation) {
+    if (degradation && init !== 'from-rank-0') {
       if (!init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
       const rep = new Map([...init.tensors].filter(([k]) => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.')));
       if (!rep.size) throw new Error(`${init.source}: has no net_prior / prior_upsampling weights (not a stage-1 model)`);
@@ -187,6 +199,7 @@ export class Stage2Task implements Task {
       const values: Record<string, number> = { l_psnr: loss.item() };
       checkFinite(values);
       loss.backward();
+      this.syncGrads?.(this.optG.params);
       if (this.cfg.clip > 0) values.grad_norm = clipGradNorm(this.optG.params, this.cfg.clip);
       this.optG.step();
       return values;

@@ -3,6 +3,13 @@
  * JSON-lines log and SVG curves, periodic validation, atomic checkpoints (last N and best)
  * and exact resume (weights, optimiser state, schedule step; data order and augmentation
  * are a pure function of (seed, step)).
+ *
+ * Data parallel (a ProcessGroup in `group`): every rank runs this loop on its shard of each
+ * global batch (PairedLoader's shard) and averages gradients with the others before clipping
+ * and Adam; rank 0's weights, optimiser state and step are broadcast at the start (fresh,
+ * --init or --resume); BatchNorm running statistics are averaged after each step; the ranks
+ * agree after each step whether to stop (a signal on any of them). Only rank 0 writes the log,
+ * validates, shows progress and writes checkpoints and weights.
  */
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +25,7 @@ import type { TrainConfig, Ablation } from './config.js';
 import { readWeightsFile } from '../engine/io/index.js';
 import { saveWeights } from '../nn/state-dict.js';
 import { Progress } from '../cli/progress.js';
+import { averageBatchNormStats, assertReplicasInSync, broadcastTrainState, type ProcessGroup } from './distributed.js';
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -35,6 +43,8 @@ export interface TrainOptions {
   /** stop (with a checkpoint) after this many steps in this invocation */
   stopAfter?: number;
   quiet?: boolean;
+  /** data-parallel training: this process is one rank of the group (see distributed.ts) */
+  group?: ProcessGroup;
 }
 
 export interface TrainResult {
@@ -49,8 +59,10 @@ export interface TrainResult {
 function makeTask(o: TrainOptions): Task {
   const cfg = o.config;
   if (cfg.stage === 'stage1') return new Stage1Task(cfg, o.ablation);
-  let init: { tensors: Map<string, import('../engine/io/index.js').RawTensor>; source: string } | undefined;
-  if (o.init) {
+  let init: { tensors: Map<string, import('../engine/io/index.js').RawTensor>; source: string } | 'from-rank-0' | undefined;
+  if (o.init && o.group && o.group.rank > 0) {
+    init = 'from-rank-0'; // only rank 0 reads the file (it may exist on its machine only)
+  } else if (o.init) {
     let tensors: Map<string, import('../engine/io/index.js').RawTensor>;
     try {
       tensors = readCheckpointModel(o.init).tensors;
@@ -63,15 +75,22 @@ function makeTask(o: TrainOptions): Task {
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
-  mkdirSync(o.out, { recursive: true });
+  const group = o.group && o.group.world > 1 ? o.group : null;
+  const lead = !group || group.rank === 0;
+  if (lead) mkdirSync(o.out, { recursive: true });
   const cfg = o.config;
+  if (group && cfg.batch % group.world !== 0) {
+    throw new Error(`config: batch ${cfg.batch} is not divisible by the ${group.world} ranks of data-parallel training`);
+  }
   const log = new RunLog(join(o.out, 'log.jsonl'));
   const task = makeTask(o);
   let step = 0;
   let bestPsnr: number | null = null;
   let bestStep: number | null = null;
-  const existing = listCheckpoints(o.out);
-  if (o.resume && existing.length) {
+  const existing = lead ? listCheckpoints(o.out) : [];
+  if (!lead) {
+    // rank 0 decides fresh / resume; its state arrives below
+  } else if (o.resume && existing.length) {
     const last = existing[existing.length - 1];
     const meta = loadCheckpoint(last.file, task);
     step = meta.step;
@@ -88,8 +107,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     log.write({ kind: 'event', step: 0, event: 'start', stage: cfg.stage, ablation: o.ablation });
   }
 
-  const loader = new PairedLoader({ dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers });
-  const valPairs: ValPair[] = o.val ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
+  if (group) {
+    try {
+      step = broadcastTrainState(group, task, step);
+    } catch (e) {
+      task.dispose();
+      throw e;
+    }
+    task.syncGrads = (params) => void group.averageGradients(params);
+  }
+
+  const loader = new PairedLoader({
+    dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers,
+    shard: group ? { rank: group.rank, world: group.world } : undefined,
+  });
+  const valPairs: ValPair[] = o.val && lead ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
   const meta = (): CheckpointMeta => ({ step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep });
   const checkpoint = () => {
     saveCheckpoint(checkpointPath(o.out, step), task, meta());
@@ -109,15 +141,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   process.once('SIGTERM', onSignal);
 
   const endStep = Math.min(cfg.iters, o.stopAfter !== undefined ? step + o.stopAfter : cfg.iters);
-  const bar = o.quiet ? null : new Progress(`${cfg.stage}${o.ablation !== 'none' ? ` (${o.ablation})` : ''}`, cfg.iters, 'it', step);
+  const bar = o.quiet || !lead ? null : new Progress(`${cfg.stage}${o.ablation !== 'none' ? ` (${o.ablation})` : ''}`, cfg.iters, 'it', step);
   let lastLosses: Record<string, number> = {};
   let lastVal: ValResult | null = null;
   const tMax = cfg.tMax ?? cfg.iters;
   let sinceLog: Record<string, number> = {};
   let logCount = 0;
   let t0 = Date.now();
+  let stopAgreed = false;
   try {
-    while (step < endStep && !stopRequested) {
+    while (step < endStep && !(group ? stopAgreed : stopRequested)) {
       const batch = await loader.get(step);
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
@@ -126,24 +159,32 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       } catch (e) {
         if (e instanceof NonFiniteLossError) {
           const good = listCheckpoints(o.out).pop();
-          log.write({ kind: 'event', step: step + 1, event: 'non-finite loss', message: e.message });
+          if (lead) log.write({ kind: 'event', step: step + 1, event: 'non-finite loss', message: e.message });
           throw new Error(`step ${step + 1}: ${e.message}; stopped (last good checkpoint: ${good ? good.file : 'none'})`);
         }
         throw e;
       }
       step++;
+      if (group) {
+        averageBatchNormStats(group, task);
+        // One small collective: stop if any rank was signalled; log the losses of the whole batch.
+        const keys = Object.keys(lastLosses);
+        const r = group.allreduceNumbers([stopRequested ? 1 : 0, ...keys.map((k) => lastLosses[k]!)]);
+        stopAgreed = r[0]! > 0;
+        lastLosses = Object.fromEntries(keys.map((k, i) => [k, r[i + 1]! / group.world]));
+      }
       for (const [k, v] of Object.entries(lastLosses)) sinceLog[k] = (sinceLog[k] ?? 0) + v;
       logCount++;
       if (step % cfg.logEvery === 0 || step === endStep) {
         const mean = Object.fromEntries(Object.entries(sinceLog).map(([k, v]) => [k, v / logCount]));
         const secs = (Date.now() - t0) / 1000;
-        log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount });
+        if (lead) log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount });
         sinceLog = {};
         logCount = 0;
         t0 = Date.now();
       }
       bar?.update(step, `${task.lossKey} ${lastLosses[task.lossKey]?.toFixed(4)} lr ${lr.toExponential(2)}${lastVal ? ` val ${lastVal.psnr.toFixed(2)} dB` : ''}`);
-      if (valPairs.length && (step % cfg.valEvery === 0 || step === cfg.iters)) {
+      if (lead && valPairs.length && (step % cfg.valEvery === 0 || step === cfg.iters)) {
         lastVal = validate(valPairs, (x) => task.restore(x));
         log.write({ kind: 'val', step, ...lastVal });
         if (bestPsnr === null || lastVal.psnr > bestPsnr) {
@@ -153,11 +194,19 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
         writePlot();
       }
-      if (step % cfg.ckptEvery === 0) checkpoint();
+      if (step % cfg.ckptEvery === 0) {
+        if (group) assertReplicasInSync(group, task, step);
+        if (lead) checkpoint();
+      }
+    }
+    const finished = step >= cfg.iters;
+    if (group && step % cfg.ckptEvery !== 0) assertReplicasInSync(group, task, step);
+    if (!lead) {
+      group!.barrier(); // while rank 0 writes the last checkpoint and the final weights
+      return { step, finished, lastLosses, val: null, interrupted: stopRequested };
     }
     if (!listCheckpoints(o.out).some((c) => c.step === step)) checkpoint();
     writePlot();
-    const finished = step >= cfg.iters;
     if (finished) {
       // The deployable weights: the whole network (for stage 2 with its frozen representation).
       saveWeights(task.g, join(o.out, 'final.safetensors'), {
@@ -166,6 +215,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       log.write({ kind: 'event', step, event: 'finished' });
     }
     bar?.done(`${finished ? 'finished' : 'stopped'} at step ${step}/${cfg.iters}${bestPsnr !== null ? `, best val ${bestPsnr.toFixed(2)} dB at step ${bestStep}` : ''}`);
+    group?.barrier();
     return { step, finished, lastLosses, val: lastVal, interrupted: stopRequested };
   } finally {
     process.off('SIGINT', onSignal);
