@@ -46,4 +46,6 @@ fi
 
 echo "msdi setup: compiling TypeScript"
 npm run --silent build:ts
+echo "msdi setup: bundling the web page (dist/web)"
+npm run --silent build:web
 echo "msdi setup: done"

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
   eval: { summary: 'PSNR / SSIM as published: run the model on a test set, or score existing results', run: async (a) => (await import('./commands/eval.js')).evalCommand(a) },
   train: { summary: 'train stage1 (MSDI2E, the representation) or stage2 (MSDI-Net)', run: async (a) => (await import('./commands/train.js')).trainCommand(a) },
   export: { summary: 'network weights of a training run or checkpoint, optionally float16', run: async (a) => (await import('./commands/export.js')).exportCommand(a) },
+  serve: { summary: 'the web page and HTTP API on this machine (deblur, blur transfer, degradation map)', run: async (a) => (await import('./commands/serve.js')).serveCommand(a) },
   bench: { summary: 'speed against PyTorch on this machine (npm run bench)', run: async (a) => (await import('./commands/bench.js')).bench(a) },
 };
 

@@ -4,7 +4,8 @@
  * plus what is needed to write the result back the same way (alpha, bit depth, greyness).
  *
  * Reading refuses decompression bombs from the header's declared size before decoding, and
- * every failure is one line naming the file. Writing goes through a temporary file in the
+ * every failure is one line naming the file (an ImageFileError saying why). Images held in
+ * memory (uploads) are read the same way by readImageBuffer, named by a label, never a path. Writing goes through a temporary file in the
  * destination folder renamed into place, and refuses to replace an existing file unless
  * `force`: an interrupted run never leaves a partial or clobbered image.
  */
@@ -45,6 +46,22 @@ export interface ReadImageFileOptions {
 
 export type OutputFormat = 'png' | 'jpeg' | 'webp' | 'tiff';
 
+/** Why an image could not be read: no file, not an image, above the pixel limit, damaged, or another failure. */
+export type ImageFileProblem = 'missing' | 'not-an-image' | 'too-many-pixels' | 'corrupt' | 'unreadable';
+
+/** A one-line failure to read an image, with its cause as `problem` (the server maps it to a status). */
+export class ImageFileError extends Error {
+  override name = 'ImageFileError';
+  constructor(message: string, readonly problem: ImageFileProblem) {
+    super(message);
+  }
+}
+
+export interface ReadImageBufferOptions extends ReadImageFileOptions {
+  /** Names the image in errors (default 'image'); for uploads, never the client's file name. */
+  label?: string;
+}
+
 /** Extensions the restoration commands read from folders and write. */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff'] as const;
 
@@ -68,16 +85,16 @@ function firstLine(e: unknown): string {
   return String(e instanceof Error ? e.message : e).split('\n')[0].trim();
 }
 
-/** One-line error for a file sharp could not open or decode. */
-function describe(path: string, e: unknown, decoding: boolean): Error {
+/** One-line error for an image sharp could not open or decode. */
+function describe(label: string, e: unknown, decoding: boolean): ImageFileError {
   const msg = firstLine(e);
-  if (/Input file is missing/i.test(msg)) return new Error(`${path}: no such file`);
-  if (/unsupported image format/i.test(msg)) return new Error(`${path}: not an image (or a format that cannot be read)`);
-  if (/exceeds pixel limit/i.test(msg)) return new Error(`${path}: image is above the pixel limit (--max-pixels)`);
+  if (/Input file is missing/i.test(msg)) return new ImageFileError(`${label}: no such file`, 'missing');
+  if (/unsupported image format/i.test(msg)) return new ImageFileError(`${label}: not an image (or a format that cannot be read)`, 'not-an-image');
+  if (/exceeds pixel limit/i.test(msg)) return new ImageFileError(`${label}: image is above the pixel limit (--max-pixels)`, 'too-many-pixels');
   if (/premature|truncat|read error|end of|corrupt|invalid|bad /i.test(msg)) {
-    return new Error(`${path}: cannot decode the image, truncated or corrupt (${msg})`);
+    return new ImageFileError(`${label}: cannot decode the image, truncated or corrupt (${msg})`, 'corrupt');
   }
-  return new Error(`${path}: cannot ${decoding ? 'decode' : 'read'} the image (${msg})`);
+  return new ImageFileError(`${label}: cannot ${decoding ? 'decode' : 'read'} the image (${msg})`, 'unreadable');
 }
 
 async function checkFile(path: string): Promise<void> {
@@ -86,17 +103,22 @@ async function checkFile(path: string): Promise<void> {
     st = await stat(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${firstLine(e)})`);
+    throw code === 'ENOENT' ? new ImageFileError(`${path}: no such file`, 'missing') : new ImageFileError(`${path}: cannot read (${firstLine(e)})`, 'unreadable');
   }
-  if (st.isDirectory()) throw new Error(`${path}: is a folder, not an image`);
-  if (!st.isFile()) throw new Error(`${path}: not a regular file`);
-  if (st.size === 0) throw new Error(`${path}: empty file (0 bytes)`);
+  if (st.isDirectory()) throw new ImageFileError(`${path}: is a folder, not an image`, 'not-an-image');
+  if (!st.isFile()) throw new ImageFileError(`${path}: not a regular file`, 'not-an-image');
+  if (st.size === 0) throw new ImageFileError(`${path}: empty file (0 bytes)`, 'not-an-image');
+}
+
+function checkBuffer(buf: Uint8Array, label: string): void {
+  if (!(buf instanceof Uint8Array)) throw new TypeError(`readImageBuffer: expected a Buffer or Uint8Array for ${label}, got ${typeof buf}`);
+  if (buf.length === 0) throw new ImageFileError(`${label}: empty (0 bytes)`, 'not-an-image');
 }
 
 function checkPixels(path: string, width: number, height: number, maxPixels: number): void {
   const n = width * height;
   if (n > maxPixels) {
-    throw new Error(`${path}: image is ${width} x ${height} = ${megapixels(n)} megapixels, above the limit of ${megapixels(maxPixels)} (--max-pixels)`);
+    throw new ImageFileError(`${path}: image is ${width} x ${height} = ${megapixels(n)} megapixels, above the limit of ${megapixels(maxPixels)} (--max-pixels)`, 'too-many-pixels');
   }
 }
 
@@ -106,24 +128,24 @@ function maxPixelsOf(o: ReadImageFileOptions): number {
   return m;
 }
 
-/**
- * Reads only the header: size (as displayed, after EXIF orientation), bit depth, grey, alpha.
- * Refuses images above the pixel limit; nothing is decoded.
- */
-export async function probeImageFile(path: string, o: ReadImageFileOptions = {}): Promise<ImageHeader> {
-  const maxPixels = maxPixelsOf(o);
-  await checkFile(path);
+/** What sharp opens: a file path or bytes in memory, and the name used in errors. */
+interface Source {
+  input: string | Buffer;
+  label: string;
+}
+
+async function probe({ input, label }: Source, maxPixels: number): Promise<ImageHeader> {
   let meta: Metadata;
   try {
     // The header alone: no limit here so that we can name the size in the error below.
-    meta = await sharp(path, { limitInputPixels: false }).metadata();
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (e) {
-    throw describe(path, e, false);
+    throw describe(label, e, false);
   }
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
-  if (!width || !height) throw new Error(`${path}: the header declares no image size`);
-  checkPixels(path, width, height, maxPixels);
+  if (!width || !height) throw new ImageFileError(`${label}: the header declares no image size`, 'not-an-image');
+  checkPixels(label, width, height, maxPixels);
   const channels = meta.channels ?? 3;
   const alpha = Boolean(meta.hasAlpha);
   return {
@@ -135,29 +157,23 @@ export async function probeImageFile(path: string, o: ReadImageFileOptions = {})
   };
 }
 
-/**
- * Decodes an image into float RGB 0..1 (grey expanded to 3 channels, EXIF orientation applied,
- * 16-bit precision kept), with its alpha kept apart, unpremultiplied.
- */
-export async function readImageFile(path: string, o: ReadImageFileOptions = {}): Promise<ImageFile> {
-  const maxPixels = maxPixelsOf(o);
-  const head = await probeImageFile(path, { maxPixels });
+async function decode({ input, label }: Source, head: ImageHeader, maxPixels: number): Promise<ImageFile> {
   const sixteen = head.bitDepth === 16;
   let raw: { data: Buffer; info: OutputInfo };
   try {
-    raw = await sharp(path, { limitInputPixels: maxPixels, failOn: 'warning' })
+    raw = await sharp(input, { limitInputPixels: maxPixels, failOn: 'warning' })
       .autoOrient()
       .toColourspace(sixteen ? 'rgb16' : 'srgb')
       .raw({ depth: sixteen ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (e) {
-    throw describe(path, e, true);
+    throw describe(label, e, true);
   }
   const { width, height, channels } = raw.info;
-  if (channels !== 3 && channels !== 4) throw new Error(`${path}: unexpected ${channels} channels after conversion to RGB`);
+  if (channels !== 3 && channels !== 4) throw new Error(`${label}: unexpected ${channels} channels after conversion to RGB`);
   const n = width * height;
   const bytes = sixteen ? 2 : 1;
-  if (raw.data.length !== n * channels * bytes) throw new Error(`${path}: decoded ${raw.data.length} bytes for ${width}x${height}x${channels}`);
+  if (raw.data.length !== n * channels * bytes) throw new Error(`${label}: decoded ${raw.data.length} bytes for ${width}x${height}x${channels}`);
   const src: Uint8Array | Uint16Array = sixteen
     ? new Uint16Array(raw.data.buffer, raw.data.byteOffset, n * channels)
     : raw.data;
@@ -171,6 +187,43 @@ export async function readImageFile(path: string, o: ReadImageFileOptions = {}):
     if (alpha) alpha[i] = src[s + 3] * scale;
   }
   return { rgb: { width, height, data: rgb }, alpha, bitDepth: head.bitDepth, grey: head.grey };
+}
+
+/**
+ * Reads only the header: size (as displayed, after EXIF orientation), bit depth, grey, alpha.
+ * Refuses images above the pixel limit; nothing is decoded.
+ */
+export async function probeImageFile(path: string, o: ReadImageFileOptions = {}): Promise<ImageHeader> {
+  const maxPixels = maxPixelsOf(o);
+  await checkFile(path);
+  return probe({ input: path, label: path }, maxPixels);
+}
+
+/**
+ * Decodes an image into float RGB 0..1 (grey expanded to 3 channels, EXIF orientation applied,
+ * 16-bit precision kept), with its alpha kept apart, unpremultiplied.
+ */
+export async function readImageFile(path: string, o: ReadImageFileOptions = {}): Promise<ImageFile> {
+  const maxPixels = maxPixelsOf(o);
+  const head = await probeImageFile(path, { maxPixels });
+  return decode({ input: path, label: path }, head, maxPixels);
+}
+
+/** probeImageFile for an image held in memory (an upload): errors start with `o.label`. */
+export async function probeImageBuffer(buf: Uint8Array, o: ReadImageBufferOptions = {}): Promise<ImageHeader> {
+  const label = o.label ?? 'image';
+  const maxPixels = maxPixelsOf(o);
+  checkBuffer(buf, label);
+  return probe({ input: Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), label }, maxPixels);
+}
+
+/** readImageFile for an image held in memory (an upload): nothing touches the file system. */
+export async function readImageBuffer(buf: Uint8Array, o: ReadImageBufferOptions = {}): Promise<ImageFile> {
+  const label = o.label ?? 'image';
+  const maxPixels = maxPixelsOf(o);
+  checkBuffer(buf, label);
+  const source = { input: Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), label };
+  return decode(source, await probe(source, maxPixels), maxPixels);
 }
 
 export interface WriteImageFileOptions {

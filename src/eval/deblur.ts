@@ -19,6 +19,8 @@ export interface DeblurOptions {
   batch?: number;
   /** Called after every batch with the tiles done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Checked before every batch of tiles: once aborted, deblurImage stops there and throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** The tile plan deblurImage would use for an image of this size. */
@@ -43,6 +45,7 @@ export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions 
   const acc = new TileAccumulator(plan);
   const fn = deblurFn(model);
   for (let first = 0; first < total; first += batch) {
+    o.signal?.throwIfAborted();
     const n = Math.min(batch, total - first);
     for (let k = 0; k < n; k++) {
       const i = first + k;
