@@ -518,6 +518,29 @@ describe('msdi deblur', () => {
     }
   });
 
+  test('CMYK JPEG and 1 x 1 images restore; an unwritable output is one line and leaves nothing', async () => {
+    const d = join(dir, 'cli-odd');
+    mkdirSync(d);
+    const cmyk = join(d, 'cmyk.jpg');
+    await sharp(Buffer.from(Array.from({ length: 40 * 30 * 3 }, (_, i) => (i * 7) % 256)), { raw: { width: 40, height: 30, channels: 3 } })
+      .toColourspace('cmyk').jpeg({ quality: 95 }).toFile(cmyk);
+    assert.equal((await sharp(cmyk).metadata()).space, 'cmyk');
+    const tiny = join(d, 'tiny.png');
+    await sharp(Buffer.from([10, 200, 30]), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(tiny);
+    const out = join(dir, 'cli-odd-out');
+    await deblurCommand([cmyk, tiny, '-o', out, ...fast()]);
+    const m = await sharp(join(out, 'cmyk.jpg')).metadata();
+    assert.deepEqual([m.width, m.height, m.space], [40, 30, 'srgb'], 'CMYK in, sRGB out at the same size');
+    const t = await sharp(join(out, 'tiny.png')).metadata();
+    assert.deepEqual([t.width, t.height], [1, 1]);
+    // As root, permissions do not stop writes: a path under a regular file cannot be created.
+    const blocker = join(d, 'a-file');
+    writeFileSync(blocker, 'x');
+    await rejectsOneLine(deblurCommand([tiny, '-o', join(blocker, 'sub', 'y.png'), ...fast()]), /a-file/);
+    await rejectsOneLine(deblurCommand([tiny, '-o', join(blocker, 'y.png'), ...fast()]), /a-file/);
+    assert.deepEqual(readdirSync(d).sort(), ['a-file', 'cmyk.jpg', 'tiny.png'], 'nothing half-written');
+  });
+
   test('the msdi binary exits non-zero with one line on stderr', async () => {
     const bad = join(dir, 'cli-bad', 'bad.png');
     const out = join(dir, 'cli-exit', 'x.png');

@@ -582,17 +582,20 @@ function fuzz(label: string, base: Uint8Array, iterations: number, seed: number,
   return { ok, errors };
 }
 
-test('fuzz: 300 mutations of each fixture end in a result or a WeightsFileError', { skip: noFixtures, timeout: 180_000 }, () => {
+// 300 per file in the suite; MSDI_FUZZ_COUNT=1000 for the full run (see the README).
+const FUZZ_COUNT = Number(process.env.MSDI_FUZZ_COUNT ?? 300) || 300;
+
+test(`fuzz: ${FUZZ_COUNT} mutations of each fixture end in a result or a WeightsFileError`, { skip: noFixtures, timeout: 900_000 }, () => {
   const st = new Uint8Array(fs.readFileSync(ST));
   const headerEnd = 8 + Number(Buffer.from(st).readBigUInt64LE(0));
-  const sres = fuzz('st', st, 300, 1, [[0, 8], [0, headerEnd]]);
+  const sres = fuzz('st', st, FUZZ_COUNT, 1, [[0, 8], [0, headerEnd]]);
 
   const pth = new Uint8Array(fs.readFileSync(PTH));
   const zip = new ZipArchive(pth, 'pth');
   const pklName = [...zip.entries.keys()].find((n) => n.endsWith('/data.pkl'))!;
   const pklEntry = zip.entries.get(pklName)!;
   const cdStart = pth.length - 22 - zip.entries.size * 100; // roughly the central directory
-  const pres = fuzz('pth', pth, 300, 2, [
+  const pres = fuzz('pth', pth, FUZZ_COUNT, 2, [
     [0, pklEntry.localOffset + 200],
     [Math.max(0, cdStart), pth.length],
   ]);
@@ -602,9 +605,9 @@ test('fuzz: 300 mutations of each fixture end in a result or a WeightsFileError'
   const entries = [...zip.entries.keys()].map((n) => ({ name: n, data: zip.read(n) }));
   const crcs = new Map(entries.map((e) => [e.name, crc32(e.data)]));
   const pkl = zip.read(pklName);
-  const kres = fuzz('pkl', pkl, 300, 3, [], (mutated) =>
+  const kres = fuzz('pkl', pkl, FUZZ_COUNT, 3, [], (mutated) =>
     makeZip(entries.map((e) => (e.name === pklName ? { name: e.name, data: mutated } : { ...e, crc: crcs.get(e.name) }))),
   );
-  for (const r of [sres, pres, kres]) assert.equal(r.ok + r.errors, 300);
+  for (const r of [sres, pres, kres]) assert.equal(r.ok + r.errors, FUZZ_COUNT);
   assert.ok(kres.errors > 0 && sres.errors > 0 && pres.errors > 0);
 });
