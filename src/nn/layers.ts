@@ -222,9 +222,9 @@ export function foldSpectralNorms(root: { namedModules(): Iterable<[string, unkn
 /**
  * Readies `root` for inference: spectral norms folded and, by default, every convolution
  * weight stored NHWC so that activations stay NHWC through the network (outputs equal the
- * NCHW path within float rounding; see test/speed.test.ts).
+ * NCHW path within float rounding; see test/speed.test.ts). MSDI_CHANNELS_LAST=0 keeps NCHW.
  */
 export function prepareForInference(root: { namedModules(): Iterable<[string, unknown]> }, o: { channelsLast?: boolean } = {}): void {
-  const channelsLast = o.channelsLast ?? true;
+  const channelsLast = o.channelsLast ?? process.env.MSDI_CHANNELS_LAST !== '0';
   for (const [, m] of root.namedModules()) if (m instanceof Conv2d) m.fold({ channelsLast });
 }
