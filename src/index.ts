@@ -45,7 +45,7 @@ async function read(img: ImageInput): Promise<ImageFile> {
   return { rgb: img, alpha: null, bitDepth: 8, grey: false };
 }
 
-async function withModel<T>(o: ModelChoice, kind: 'deblur' | 'joint', fn: (m: LoadedModel) => Promise<T>): Promise<T> {
+async function withModel<T>(o: ModelChoice, kind: 'deblur' | 'joint' | 'representation', fn: (m: LoadedModel) => Promise<T>): Promise<T> {
   const model = o.model ?? loadModel(o.weights, { kind });
   try {
     return await fn(model);
@@ -77,7 +77,7 @@ export async function reblur(sharp: ImageInput, like: ImageInput, o: ReblurOptio
 /** A picture of the spatially varying degradation representation of `blurry`, at image size. */
 export async function degradationMap(blurry: ImageInput, o: DegradationMapOptions & ModelChoice & Output = {}): Promise<RGBImage> {
   const file = await read(blurry);
-  return withModel(o, 'joint', async (model) => {
+  return withModel(o, 'representation', async (model) => {
     const rgb = mapImage(model, file.rgb, o);
     if (o.output) await writeImageFile(o.output, { rgb, alpha: null, bitDepth: 8, grey: false }, { force: o.force });
     return rgb;

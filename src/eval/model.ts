@@ -31,12 +31,20 @@ export interface LoadedModel {
 
 export interface LoadModelOptions {
   device?: string;
-  /** Which bundled weights to use when no file is given. */
-  kind?: 'deblur' | 'joint';
+  /**
+   * Which bundled weights to use when no file is given. 'representation': the joint ones when
+   * bundled, else the deblurring ones (stage 2 carries stage 1's encoder, frozen).
+   */
+  kind?: 'deblur' | 'joint' | 'representation';
+}
+
+function bundled(kind: LoadModelOptions['kind'] = 'deblur'): string {
+  if (kind !== 'representation') return DEFAULT_WEIGHTS[kind];
+  return existsSync(DEFAULT_WEIGHTS.joint) ? DEFAULT_WEIGHTS.joint : DEFAULT_WEIGHTS.deblur;
 }
 
 export function loadModel(file?: string, o: LoadModelOptions = {}): LoadedModel {
-  const source = file ?? DEFAULT_WEIGHTS[o.kind ?? 'deblur'];
+  const source = file ?? bundled(o.kind);
   if (!existsSync(source)) {
     throw new Error(file ? `${file}: no such file` : `${source}: the bundled weights are missing (train them: see README)`);
   }

@@ -6,12 +6,14 @@
 import { readImageRGB, writeImageRGB } from '../../data/image-io.js';
 import { degradationMap, representationModel } from '../../eval/degradation-map.js';
 import { parse, UsageError } from '../args.js';
-import { checkInput, checkOutput, loadJoint } from './reblur.js';
+import { loadModel } from '../../eval/model.js';
+import { checkInput, checkOutput } from './reblur.js';
 
 const HELP = `usage: msdi degradation <blurry> -o MAP.png [options]
 
   -o, --out FILE     output image (.png, .jpg, .webp)
-  --weights FILE     MSDI2E, msdi_net or msdi2_net weights; default: the bundled joint ones
+  --weights FILE     MSDI2E, msdi_net or msdi2_net weights; default: the bundled joint ones,
+                     else the bundled deblurring ones (same frozen encoder)
   --overlay A        0..1: opacity of the map over the photo (default 1, the map alone)
   --force            replace an existing output`;
 
@@ -33,7 +35,7 @@ export async function degradationCommand(argv: string[]): Promise<void> {
   const out: string = values.out;
   checkInput(input);
   checkOutput(out, [input], Boolean(values.force));
-  const model = loadJoint(values.weights);
+  const model = loadModel(values.weights, { kind: 'representation' });
   try {
     representationModel(model); // weights without a representation stop here, before decoding
     const img = await readImageRGB(input);
