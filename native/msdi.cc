@@ -395,6 +395,16 @@ Napi::Value ContiguousAs(const Napi::CallbackInfo& info) {
   })
 }
 
+// setChannelsLast(t): re-lays a 4-D tensor (a parameter too) out NHWC in place: same handle,
+// same autograd identity, new storage. Optimiser state made from it later follows its layout.
+Napi::Value SetChannelsLast(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& t = T(info, 0);
+    if (t.dim() == 4) t.set_data(t.detach().contiguous(at::MemoryFormat::ChannelsLast));
+    return info.Env().Undefined();
+  })
+}
+
 Napi::Value IsChannelsLast(const Napi::CallbackInfo& info) {
   GUARD({
     auto& t = T(info, 0);
@@ -801,6 +811,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("contiguousAs", ContiguousAs);
   EXPORT("profile", Profile);
   EXPORT("isChannelsLast", IsChannelsLast);
+  EXPORT("setChannelsLast", SetChannelsLast);
   EXPORT("instanceNorm", InstanceNorm);
   EXPORT("batchNorm", BatchNorm);
   EXPORT("pad", Pad);

@@ -71,3 +71,42 @@ test('prepareForInference: msdi_net outputs within 1e-4 of the unprepared networ
     net.dispose();
   }
 });
+
+test('stage-2 training with NHWC parameters takes the steps of the NCHW path (losses and weights)', async () => {
+  const { Stage2Task } = await import('../src/train/tasks.js');
+  const { MsdiNet: Net } = await import('../src/models/msdi-net.js');
+  const { PRESETS } = await import('../src/train/config.js');
+  const { tensorToRaw } = await import('../src/engine/raw.js');
+  manualSeed(5);
+  const donor = new Net({ wf: 4, version: 2 });
+  const init = new Map([...donor.stateDict()].filter(([k]) => /^(net_prior|prior_upsampling)\./.test(k)).map(([k, t]) => [k, tensorToRaw(t)]));
+  donor.dispose();
+  const cfg = { ...PRESETS['test-stage2'], wf: 4, batch: 2, crop: 32 };
+  const n = 2 * 3 * 32 * 32;
+  let s = 7;
+  const rnd = () => Float32Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const batches = [0, 1, 2].map(() => ({ blurry: rnd(), sharp: rnd(), n: 2, size: 32, names: ['a', 'b'] }));
+  const probe = Tensor.rand([1, 3, 32, 32]);
+  const run = (channelsLast: boolean) => {
+    const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random' }, { channelsLast });
+    const losses = batches.map((b) => task.step(b).l_psnr);
+    const layout = task.g.conv_01.weight.isChannelsLast;
+    task.g.eval();
+    const restored = inferenceMode(() => tidy(() => task.g.forward(probe).out2.contiguous()));
+    task.dispose();
+    return { losses, restored, layout };
+  };
+  const a = run(false);
+  const b = run(true);
+  assert.equal(a.layout, false);
+  assert.equal(b.layout, true, 'parameters are NHWC');
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(a.losses[i] - b.losses[i]) < 1e-4 * Math.abs(a.losses[i]), `step ${i}: ${a.losses[i]} vs ${b.losses[i]}`);
+  // Weights are compared through what they do: Adam divides by each gradient's own size, so
+  // parameters whose gradient is ~0 (biases an instance norm cancels) take rounding-sized steps
+  // apart in any two float orders (1 vs 2 threads too) without changing the network's output.
+  const worst = maxDiff(a.restored, b.restored);
+  a.restored.dispose();
+  b.restored.dispose();
+  probe.dispose();
+  assert.ok(worst < 1e-4, `trained networks restore differently: ${worst}`);
+});

@@ -58,6 +58,7 @@ export interface NativeBinding {
   contiguousAs(t: H, channelsLast: boolean): H;
   profile(file: string | null): void;
   isChannelsLast(t: H): boolean;
+  setChannelsLast(t: H): void;
   instanceNorm(x: H, w: MaybeH, b: MaybeH, eps: Num): H;
   batchNorm(x: H, w: MaybeH, b: MaybeH, rm: MaybeH, rv: MaybeH, training: boolean, momentum: Num, eps: Num): H;
   pad(x: H, pads: Num[], mode: string, value: Num): H;

@@ -284,6 +284,8 @@ export class Tensor {
   contiguous(): Tensor { return new Tensor(native.contiguous(this.handle)); }
   /** A 4-D tensor laid out NHWC in memory (same shape and values); no copy when it already is. */
   channelsLast(): Tensor { return new Tensor(native.contiguousAs(this.handle, true)); }
+  /** Re-lays this 4-D tensor out NHWC in place (same tensor for autograd and optimisers). */
+  setChannelsLast_(): this { native.setChannelsLast(this.handle); return this; }
   /** True when this 4-D tensor is laid out NHWC (and not also NCHW, as 1x1 images are). */
   get isChannelsLast(): boolean { return native.isChannelsLast(this.handle); }
   detach(): Tensor { return new Tensor(native.detach(this.handle)); }

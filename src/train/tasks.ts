@@ -172,10 +172,12 @@ export class Stage2Task implements Task {
    * init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen, or
    * 'from-rank-0' on the other ranks of a data-parallel run (rank 0 broadcasts its weights).
    */
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string } | 'from-rank-0') {
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string } | 'from-rank-0',
+    o: { channelsLast?: boolean } = {}) {
     manualSeed(cfg.seed);
     const degradation = ablation !== 'no-degradation';
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation }).train();
+    if (o.channelsLast) for (const [, t] of [...this.g.namedParameters(), ...this.g.namedBuffers()]) t.setChannelsLast_();
     if (degradation && init !== 'from-rank-0') {
       if (!init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
       const rep = new Map([...init.tensors].filter(([k]) => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.')));

@@ -71,7 +71,8 @@ function makeTask(o: TrainOptions): Task {
     }
     init = { tensors, source: o.init };
   }
-  return new Stage2Task(cfg, o.ablation, init);
+  // NHWC parameters: activations stay NHWC through the network (about 25% faster at wf 8 here).
+  return new Stage2Task(cfg, o.ablation, init, { channelsLast: process.env.MSDI_CHANNELS_LAST !== '0' });
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {

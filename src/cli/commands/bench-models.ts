@@ -93,7 +93,7 @@ export function forwardStep(o: { wf: number; size: number; channelsLast?: boolea
 }
 
 /** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
-export function trainStep(o: { wf: number; batch: number; size: number }): BenchStep {
+export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean }): BenchStep {
   // Stage 2 starts from a stage-1 representation: any net_prior / prior_upsampling weights do.
   manualSeed(0);
   const donor = new MsdiNet({ wf: o.wf, version: 2 });
@@ -103,7 +103,9 @@ export function trainStep(o: { wf: number; batch: number; size: number }): Bench
   }
   donor.dispose();
   const cfg = { ...PRESETS['paper-stage2'], wf: o.wf, batch: o.batch, crop: o.size, clip: 0 };
-  const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' });
+  // As the trainer runs it: NHWC parameters unless MSDI_CHANNELS_LAST=0.
+  const channelsLast = o.channelsLast ?? process.env.MSDI_CHANNELS_LAST !== '0';
+  const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' }, { channelsLast });
   const n = o.batch * 3 * o.size * o.size;
   const batch = { blurry: randomArray(n, 1), sharp: randomArray(n, 2), n: o.batch, size: o.size };
   return timedStep(() => { task.step(batch); }, () => task.dispose());
