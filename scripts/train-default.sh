@@ -10,12 +10,12 @@
 #      that both have always trained for the same number of steps when the job is stopped
 #
 # Usage: bash scripts/train-default.sh [RUNS_DIR]   (default $HOME/msdi-train)
-# Env: STAGE1_ITERS (1500), STAGE2_ITERS (10000), CHUNK (500).
+# Env: STAGE1_ITERS (1500), STAGE2_ITERS (2000: the bundled weights; more trains longer), CHUNK (500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-$HOME/msdi-train}"
 STAGE1_ITERS="${STAGE1_ITERS:-1500}"
-STAGE2_ITERS="${STAGE2_ITERS:-10000}"
+STAGE2_ITERS="${STAGE2_ITERS:-2000}"
 CHUNK="${CHUNK:-500}"
 msdi() { node bin/msdi.js "$@"; }
 mkdir -p "$RUNS"
@@ -45,4 +45,4 @@ while :; do
       --iters "$STAGE2_ITERS" --stop-after "$CHUNK" $(resume "$RUNS/stage2-no-degradation") --quiet
   fi
 done
-echo "train-default: done; export with: msdi export $RUNS/stage2 -o weights/msdi-deblur.safetensors --half"
+echo "train-default: done; export with: npx msdi export $RUNS/stage2 -o weights/msdi-deblur.safetensors --half"
