@@ -13,17 +13,17 @@
 //  - Built without c10d (a libtorch that lacks it, see scripts/libtorch-config.mjs), the same
 //    entry points exist: distBackends() answers [] and the others throw.
 //
-// Tensors arrive as the addon's tensor handles: an External whose data is msdi.cc's TensorBox,
-// a standard-layout struct whose first (only) member is the at::Tensor, so a pointer to the
-// box is a pointer to that tensor. Errors are thrown as "libtorch: ..." like msdi.cc's GUARD.
+// Tensors arrive as the addon's tensor handles (common.h's TensorBox); errors are thrown as
+// "libtorch: ..." by the same GUARD as msdi.cc's.
 #include "distributed.h"
+
+#include "common.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <chrono>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -37,26 +37,13 @@
 
 namespace {
 
-#define DGUARD(...)                                                                 \
-  try {                                                                             \
-    __VA_ARGS__                                                                     \
-  } catch (const Napi::Error&) {                                                    \
-    throw;                                                                          \
-  } catch (const c10::Error& e) {                                                   \
-    throw Napi::Error::New(info.Env(), std::string("libtorch: ") + e.what_without_backtrace()); \
-  } catch (const std::exception& e) {                                               \
-    throw Napi::Error::New(info.Env(), std::string("libtorch: ") + e.what());       \
-  }
-
 #ifdef MSDI_HAVE_C10D
-
-static_assert(std::is_standard_layout<at::Tensor>::value, "tensor handles are read as at::Tensor*");
 
 at::Tensor& TensorOf(Napi::Env env, Napi::Value v) {
   if (!v.IsExternal()) throw Napi::TypeError::New(env, "libtorch: list element is not a tensor handle");
-  auto* t = v.As<Napi::External<at::Tensor>>().Data();
-  if (!t || !t->defined()) throw Napi::Error::New(env, "libtorch: tensor used after dispose()");
-  return *t;
+  auto* box = v.As<Napi::External<msdi::TensorBox>>().Data();
+  if (!box || !box->t.defined()) throw Napi::Error::New(env, "libtorch: tensor used after dispose()");
+  return box->t;
 }
 
 std::vector<at::Tensor> TensorList(const Napi::CallbackInfo& info, size_t i) {
@@ -129,7 +116,7 @@ void Flat(GroupBox* g, std::vector<at::Tensor>& ts, Coll coll, const std::string
 
 // distInit(backend, masterAddr, masterPort, rank, world, timeoutMs, glooInterfaces[])
 Napi::Value DistInit(const Napi::CallbackInfo& info) {
-  DGUARD({
+  GUARD({
     auto backend = info[0].As<Napi::String>().Utf8Value();
     auto addr = info[1].As<Napi::String>().Utf8Value();
     auto port = static_cast<std::uint16_t>(info[2].As<Napi::Number>().Uint32Value());
@@ -171,7 +158,7 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
 
 // distAllreduce(group, tensors[], op)
 Napi::Value DistAllreduce(const Napi::CallbackInfo& info) {
-  DGUARD({
+  GUARD({
     auto* g = GroupOf(info, 0);
     auto ts = TensorList(info, 1);
     Flat(g, ts, Coll::Allreduce, info[2].As<Napi::String>().Utf8Value(), 0);
@@ -181,7 +168,7 @@ Napi::Value DistAllreduce(const Napi::CallbackInfo& info) {
 
 // distAllreduceGrads(group, params[]) -> number of gradients averaged
 Napi::Value DistAllreduceGrads(const Napi::CallbackInfo& info) {
-  DGUARD({
+  GUARD({
     auto* g = GroupOf(info, 0);
     std::vector<at::Tensor> grads;
     for (auto& p : TensorList(info, 1)) {
@@ -195,7 +182,7 @@ Napi::Value DistAllreduceGrads(const Napi::CallbackInfo& info) {
 
 // distBroadcast(group, tensors[], root)
 Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
-  DGUARD({
+  GUARD({
     auto* g = GroupOf(info, 0);
     auto ts = TensorList(info, 1);
     Flat(g, ts, Coll::Broadcast, "sum", info[2].As<Napi::Number>().Int64Value());
@@ -204,14 +191,14 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
-  DGUARD({
+  GUARD({
     GroupOf(info, 0)->pg->barrier()->wait();
     return info.Env().Undefined();
   })
 }
 
 Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
-  DGUARD({
+  GUARD({
     if (info.Length() > 0 && info[0].IsExternal()) {
       auto* g = info[0].As<Napi::External<GroupBox>>().Data();
       g->pg.reset();

@@ -10,6 +10,7 @@
 //    but still never dereferences a handle it cannot recognise.
 #include <napi.h>
 
+#include "common.h"
 #include "distributed.h"
 
 #include <ATen/ATen.h>
@@ -33,25 +34,12 @@
 
 namespace {
 
-struct TensorBox {
-  at::Tensor t;
-};
+using msdi::TensorBox;
 
 struct AdamBox {
   std::unique_ptr<torch::optim::Adam> opt;
   std::vector<at::Tensor> params;
 };
-
-#define GUARD(...)                                                                 \
-  try {                                                                             \
-    __VA_ARGS__                                                                     \
-  } catch (const Napi::Error&) {                                                    \
-    throw;                                                                          \
-  } catch (const c10::Error& e) {                                                   \
-    throw Napi::Error::New(info.Env(), std::string("libtorch: ") + e.what_without_backtrace()); \
-  } catch (const std::exception& e) {                                               \
-    throw Napi::Error::New(info.Env(), std::string("libtorch: ") + e.what());       \
-  }
 
 // ---------------------------------------------------------------- argument helpers
 
