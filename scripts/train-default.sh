@@ -4,18 +4,19 @@
 #
 #   1. data: 2400 training pairs and 100 validation pairs, synthesised from Debian photos
 #      (training and validation photos apart: scripts/photo-split.txt)
-#   2. stage 1: MSDI2E (joint reblurring / deblurring) with the cpu-stage1 preset, 1500 steps
+#   2. stage 1: MSDI2E (joint reblurring / deblurring) with the cpu-stage1 preset, 3000 steps
 #   3. stage 2: msdi2_net with the stage-1 representation frozen, and the same network without
 #      the representation (--ablate no-degradation), in alternating chunks of CHUNK steps, so
 #      that both have always trained for the same number of steps when the job is stopped
 #
 # Usage: bash scripts/train-default.sh [RUNS_DIR]   (default $HOME/msdi-train)
-# Env: STAGE1_ITERS (1500), STAGE2_ITERS (2000: the bundled weights; more trains longer), CHUNK (500).
+# Env: STAGE1_ITERS (3000), STAGE2_ITERS (10000; the cosine schedule spans them), CHUNK (500).
+# A run resumes with the configuration it started with (its config.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-$HOME/msdi-train}"
-STAGE1_ITERS="${STAGE1_ITERS:-1500}"
-STAGE2_ITERS="${STAGE2_ITERS:-2000}"
+STAGE1_ITERS="${STAGE1_ITERS:-3000}"
+STAGE2_ITERS="${STAGE2_ITERS:-10000}"
 CHUNK="${CHUNK:-500}"
 msdi() { node bin/msdi.js "$@"; }
 mkdir -p "$RUNS"

@@ -191,6 +191,21 @@ test('strict loading names missing, unexpected and mis-shaped keys', () => {
   wide.dispose();
 });
 
+test('the SPADE hidden width is read off the keys: official 128, our narrowed CPU configs their own', async () => {
+  const { detectArch, buildModel } = await import('../src/models/registry.js');
+  assert.equal(detectArch(new Fixture('msdi_net_w4.weights.safetensors').raw).spadeHidden, 128);
+  assert.equal(detectArch(new Fixture('msdi2e_w4.weights.safetensors').raw).spadeHidden, 128);
+  for (const made of [new MsdiNet({ wf: 4, version: 2, spadeHidden: 12 }), new MSDI2E(4, 4, true, 12)]) {
+    const sd = made.stateDict();
+    const spec = detectArch(sd);
+    assert.equal(spec.spadeHidden, 12);
+    const rebuilt = buildModel(spec);
+    loadStateDict(rebuilt, sd, { source: spec.arch }); // strict: every key and shape matches
+    rebuilt.dispose();
+    made.dispose();
+  }
+});
+
 test('the official .pth checkpoint format loads into msdi_net and gives the same output', async () => {
   const { loadWeights } = await import('../src/nn/state-dict.js');
   const net = new MsdiNet({ wf: 4, version: 1 });

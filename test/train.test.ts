@@ -98,3 +98,28 @@ test('a non-finite loss stops the step before any parameter changes', () => {
     task.dispose();
   }
 });
+
+test('--resume continues a run as it was configured (its config.json), not as the presets say now', async () => {
+  const { trainCommand } = await import('../src/cli/commands/train.js');
+  const { writeFileSync } = await import('node:fs');
+  const out = join(root, 'resume-config');
+  const file = join(root, 'narrow.json');
+  writeFileSync(file, JSON.stringify({ preset: 'test-stage2', iters: 4, ckptEvery: 2, spadeHidden: 8 }));
+  const args = ['stage2', '--data', data, '--out', out, '--ablate', 'no-degradation', '--quiet'];
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await trainCommand([...args, '--config', file, '--stop-after', '2']);
+    // No --config: the preset (cpu-stage2: wf 8, 128 crops of these 64-pixel pairs) would not even load the checkpoint.
+    await trainCommand([...args, '--resume']);
+  } finally {
+    console.log = log;
+  }
+  assert.equal(listCheckpoints(out).pop()!.step, 4);
+  const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(saved.spadeHidden, 8);
+  const { loadRunConfig } = await import('../src/train/config.js');
+  writeFileSync(file, JSON.stringify({ ...PRESETS['test-stage2'], spadeHidden: undefined }));
+  assert.equal(loadRunConfig(file).spadeHidden, 128, 'runs from before the option used the official width');
+  assert.equal(loadRunConfig(file, { iters: 9 }).iters, 9);
+});

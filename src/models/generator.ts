@@ -7,7 +7,7 @@ import { Tensor, tidy } from '../engine/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Conv2d } from '../nn/layers.js';
 import { UNetConvBlock, UNetUpBlock } from './blocks.js';
-import { SPADEResnetBlock } from './spade.js';
+import { SPADEResnetBlock, SPADE_HIDDEN } from './spade.js';
 
 export class HINetGenerator extends Module {
   readonly conv_01: Conv2d;
@@ -16,7 +16,7 @@ export class HINetGenerator extends Module {
   readonly up_path_1: ModuleList<UNetUpBlock>;
   readonly last: Conv2d;
 
-  constructor(readonly wf: number, readonly depth = 5, readonly slope = 0.2, degradation = true) {
+  constructor(readonly wf: number, readonly spadeHidden = SPADE_HIDDEN, readonly depth = 5, readonly slope = 0.2, degradation = true) {
     super();
     const flavour = 'generator' as const;
     const width = (i: number) => 2 ** i * wf;
@@ -31,7 +31,7 @@ export class HINetGenerator extends Module {
     }
     this.down_path_1 = this.child('down_path_1', new ModuleList(down));
     this.ad1_list = degradation
-      ? this.child('ad1_list', new ModuleList(Array.from({ length: depth - 1 }, (_, i) => new SPADEResnetBlock(width(i), width(i)))))
+      ? this.child('ad1_list', new ModuleList(Array.from({ length: depth - 1 }, (_, i) => new SPADEResnetBlock(width(i), width(i), spadeHidden))))
       : null;
     const up: UNetUpBlock[] = [];
     for (let i = depth - 2; i >= 0; i--) {

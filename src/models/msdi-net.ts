@@ -9,7 +9,7 @@ import { Conv2d } from '../nn/layers.js';
 import { SAM, UNetConvBlock, UNetUpBlock } from './blocks.js';
 import { ConvEncoderV1, ConvEncoderV2 } from './encoder.js';
 import { LatentDecoder } from './latent-decoder.js';
-import { SPADEResnetBlock1 } from './spade.js';
+import { SPADEResnetBlock1, SPADE_HIDDEN } from './spade.js';
 
 export interface MsdiNetOptions {
   wf: number;
@@ -21,6 +21,11 @@ export interface MsdiNetOptions {
   slope?: number;
   /** false: the ablation without the representation (no encoder, no modulation). */
   degradation?: boolean;
+  /**
+   * Hidden width of the SPADE modulations (official: 128 at every wf). At wf 8 those 128-wide
+   * convs cost twice the trunk, so our CPU configs narrow them.
+   */
+  spadeHidden?: number;
 }
 
 export interface MsdiNetOutput {
@@ -49,7 +54,7 @@ export class MsdiNet extends Module {
 
   constructor(o: MsdiNetOptions) {
     super();
-    const opt = { ndf: o.wf, depth: 5, slope: 0.2, degradation: true, ...o };
+    const opt = { ndf: o.wf, depth: 5, slope: 0.2, degradation: true, spadeHidden: SPADE_HIDDEN, ...o };
     this.options = opt;
     const { wf, depth, slope } = opt;
     const flavour = 'trunk' as const;
@@ -75,7 +80,7 @@ export class MsdiNet extends Module {
     this.down_path_2 = this.child('down_path_2', new ModuleList(d2));
     if (opt.degradation) {
       this.ad1_list = this.child('ad1_list', new ModuleList(
-        Array.from({ length: depth - 1 }, (_, i) => new SPADEResnetBlock1(width(i), width(i)))));
+        Array.from({ length: depth - 1 }, (_, i) => new SPADEResnetBlock1(width(i), width(i), opt.spadeHidden))));
     }
     const u1: UNetUpBlock[] = [];
     const u2: UNetUpBlock[] = [];

@@ -8,6 +8,7 @@ import { Module } from '../nn/module.js';
 import { ConvEncoderV2 } from './encoder.js';
 import { LatentDecoder } from './latent-decoder.js';
 import { HINetGenerator } from './generator.js';
+import { SPADE_HIDDEN } from './spade.js';
 
 export interface Msdi2eOutput {
   deblurred: Tensor;
@@ -23,12 +24,12 @@ export class MSDI2E extends Module {
   readonly generator: HINetGenerator;
 
   /** reblur false: the ablation without the reblurring branch. */
-  constructor(readonly wf: number, readonly ndf = wf, readonly reblur = true) {
+  constructor(readonly wf: number, readonly ndf = wf, readonly reblur = true, readonly spadeHidden = SPADE_HIDDEN) {
     super();
     this.prior_upsampling = this.child('prior_upsampling', new LatentDecoder(wf, 2));
     this.net_prior = this.child('net_prior', new ConvEncoderV2(ndf));
-    this.inverse_generator = reblur ? this.child('inverse_generator', new HINetGenerator(wf)) : null;
-    this.generator = this.child('generator', new HINetGenerator(wf));
+    this.inverse_generator = reblur ? this.child('inverse_generator', new HINetGenerator(wf, spadeHidden)) : null;
+    this.generator = this.child('generator', new HINetGenerator(wf, spadeHidden));
   }
 
   represent(blurry: Tensor): { priorZ: Tensor; latents: Tensor[] } {

@@ -7,6 +7,7 @@ import type { Module } from '../nn/module.js';
 import { MsdiNet } from './msdi-net.js';
 import { MSDI2E } from './msdi2e.js';
 import { MultiscaleDiscriminator } from './discriminator.js';
+import { SPADE_HIDDEN } from './spade.js';
 
 export type ArchName = 'msdi_net' | 'msdi2_net' | 'MSDI2E' | 'MultiscaleDiscriminator';
 export const ARCHS: readonly ArchName[] = ['msdi_net', 'msdi2_net', 'MSDI2E', 'MultiscaleDiscriminator'];
@@ -29,15 +30,20 @@ export interface ArchSpec {
   degradation: boolean;
   /** MSDI2E built without the reblurring branch (the ablation). */
   reblur: boolean;
+  /** hidden width of the SPADE modulations (official 128; absent: 128) */
+  spadeHidden?: number;
 }
 
 export function buildModel(spec: ArchSpec): Module {
   switch (spec.arch) {
     case 'msdi_net':
     case 'msdi2_net':
-      return new MsdiNet({ wf: spec.wf, ndf: spec.ndf, version: spec.arch === 'msdi_net' ? 1 : 2, degradation: spec.degradation });
+      return new MsdiNet({
+        wf: spec.wf, ndf: spec.ndf, version: spec.arch === 'msdi_net' ? 1 : 2, degradation: spec.degradation,
+        spadeHidden: spec.spadeHidden ?? SPADE_HIDDEN,
+      });
     case 'MSDI2E':
-      return new MSDI2E(spec.wf, spec.ndf, spec.reblur);
+      return new MSDI2E(spec.wf, spec.ndf, spec.reblur, spec.spadeHidden ?? SPADE_HIDDEN);
     case 'MultiscaleDiscriminator':
       return new MultiscaleDiscriminator(spec.ndf);
   }
@@ -58,7 +64,8 @@ export function detectArch(keys: Map<string, RawTensor | { shape: number[] }>, s
   if (strip.has('generator.conv_01.weight')) {
     const wf = shape('generator.conv_01.weight')![0];
     const ndf = shape('net_prior.layer1.0.weight_orig')?.[0] ?? wf;
-    return { arch: 'MSDI2E', wf, ndf, degradation: true, reblur: strip.has('inverse_generator.conv_01.weight') };
+    const spadeHidden = shape('generator.ad1_list.0.norm_0.mlp_shared.0.weight')?.[0] ?? SPADE_HIDDEN;
+    return { arch: 'MSDI2E', wf, ndf, degradation: true, reblur: strip.has('inverse_generator.conv_01.weight'), spadeHidden };
   }
   if (strip.has('conv_01.weight') && strip.has('down_path_2.0.conv_1.weight')) {
     const wf = shape('conv_01.weight')![0];
@@ -66,7 +73,8 @@ export function detectArch(keys: Map<string, RawTensor | { shape: number[] }>, s
     const degradation = strip.has('net_prior.layer1.0.weight_orig');
     // v1 has layer6 and conv_latent_init; v2 has neither. Without an encoder the trunks are identical.
     const v1 = strip.has('net_prior.layer6.0.weight_orig') || strip.has('prior_upsampling.conv_latent_init.conv_block.1.weight_orig');
-    return { arch: v1 || !degradation ? 'msdi_net' : 'msdi2_net', wf, ndf, degradation, reblur: true };
+    const spadeHidden = shape('ad1_list.0.norm_0.mlp_shared.2.weight')?.[0] ?? SPADE_HIDDEN;
+    return { arch: v1 || !degradation ? 'msdi_net' : 'msdi2_net', wf, ndf, degradation, reblur: true, spadeHidden };
   }
   throw new UnknownArchitectureError(`${source}: not a known msdi architecture (expected the keys of ${ARCHS.join(', ')})`);
 }

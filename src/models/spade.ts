@@ -10,7 +10,8 @@ import { Tensor, cat, tidy, F } from '../engine/index.js';
 import { Module, Sequential } from '../nn/module.js';
 import { BatchNorm2d, Conv2d, LeakyReLU, ReLU } from '../nn/layers.js';
 
-const NHIDDEN = 128;
+/** The official SPADE hidden width, at every trunk width (SPEC.md section 1). */
+export const SPADE_HIDDEN = 128;
 
 function resizeTo(seg: Tensor, x: Tensor): Tensor {
   const [, , h, w] = x.shape;
@@ -22,20 +23,20 @@ export class SPADE1 extends Module {
   readonly mlp_shared: Sequential;
   readonly mlp_gamma: Conv2d;
   readonly mlp_beta: Conv2d;
-  constructor(normNc: number, labelNc: number) {
+  constructor(normNc: number, labelNc: number, nhidden = SPADE_HIDDEN) {
     super();
     // Present in the official weights, never applied by SPADE1.forward.
     this.child('param_free_norm', new BatchNorm2d(normNc, false));
     this.mlp_shared = this.child('mlp_shared', new Sequential(
       new Conv2d(labelNc + normNc, labelNc, 1),
       new LeakyReLU(0.2),
-      new Conv2d(labelNc, NHIDDEN, 3, { padding: 1 }),
+      new Conv2d(labelNc, nhidden, 3, { padding: 1 }),
       new LeakyReLU(0.2),
-      new Conv2d(NHIDDEN, NHIDDEN, 3, { padding: 1 }),
+      new Conv2d(nhidden, nhidden, 3, { padding: 1 }),
       new LeakyReLU(0.2),
     ));
-    this.mlp_gamma = this.child('mlp_gamma', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
-    this.mlp_beta = this.child('mlp_beta', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
+    this.mlp_gamma = this.child('mlp_gamma', new Conv2d(nhidden, normNc, 3, { padding: 1 }));
+    this.mlp_beta = this.child('mlp_beta', new Conv2d(nhidden, normNc, 3, { padding: 1 }));
   }
   forward(x: Tensor, seg: Tensor): Tensor {
     return tidy(() => {
@@ -50,12 +51,12 @@ export class SPADE extends Module {
   readonly mlp_shared: Sequential;
   readonly mlp_gamma: Conv2d;
   readonly mlp_beta: Conv2d;
-  constructor(normNc: number, labelNc: number) {
+  constructor(normNc: number, labelNc: number, nhidden = SPADE_HIDDEN) {
     super();
     this.param_free_norm = this.child('param_free_norm', new BatchNorm2d(normNc, false));
-    this.mlp_shared = this.child('mlp_shared', new Sequential(new Conv2d(labelNc, NHIDDEN, 3, { padding: 1 }), new ReLU()));
-    this.mlp_gamma = this.child('mlp_gamma', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
-    this.mlp_beta = this.child('mlp_beta', new Conv2d(NHIDDEN, normNc, 3, { padding: 1 }));
+    this.mlp_shared = this.child('mlp_shared', new Sequential(new Conv2d(labelNc, nhidden, 3, { padding: 1 }), new ReLU()));
+    this.mlp_gamma = this.child('mlp_gamma', new Conv2d(nhidden, normNc, 3, { padding: 1 }));
+    this.mlp_beta = this.child('mlp_beta', new Conv2d(nhidden, normNc, 3, { padding: 1 }));
   }
   forward(x: Tensor, seg: Tensor): Tensor {
     return tidy(() => {
@@ -81,13 +82,13 @@ class ResBlockBase extends Module {
 }
 
 export class SPADEResnetBlock1 extends ResBlockBase {
-  constructor(channels: number, labelNc: number) {
-    super(channels, new SPADE1(channels, labelNc));
+  constructor(channels: number, labelNc: number, nhidden = SPADE_HIDDEN) {
+    super(channels, new SPADE1(channels, labelNc, nhidden));
   }
 }
 
 export class SPADEResnetBlock extends ResBlockBase {
-  constructor(channels: number, labelNc: number) {
-    super(channels, new SPADE(channels, labelNc));
+  constructor(channels: number, labelNc: number, nhidden = SPADE_HIDDEN) {
+    super(channels, new SPADE(channels, labelNc, nhidden));
   }
 }

@@ -84,7 +84,7 @@ export class Stage1Task implements Task {
     manualSeed(cfg.seed);
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
     const reblur = ablation !== 'no-reblur';
-    this.g = new MSDI2E(cfg.wf, cfg.wf, reblur).train();
+    this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas });
     if (reblur) {
       this.d = new MultiscaleDiscriminator(cfg.ndfD).train();
@@ -176,7 +176,7 @@ export class Stage2Task implements Task {
     o: { channelsLast?: boolean } = {}) {
     manualSeed(cfg.seed);
     const degradation = ablation !== 'no-degradation';
-    this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation }).train();
+    this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation, spadeHidden: cfg.spadeHidden }).train();
     if (o.channelsLast) for (const [, t] of [...this.g.namedParameters(), ...this.g.namedBuffers()]) t.setChannelsLast_();
     if (degradation && init !== 'from-rank-0') {
       if (!init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');

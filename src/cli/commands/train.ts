@@ -7,8 +7,10 @@
  * the same command as N ranks; a process started with RANK and WORLD_SIZE in its environment
  * (by that launcher, or by torchrun --no-python) is one rank of data-parallel training.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, PRESETS, type Ablation } from '../../train/config.js';
+import { loadConfig, loadRunConfig, PRESETS, type Ablation } from '../../train/config.js';
 import { parse, intOption, UsageError } from '../args.js';
 
 const HELP = `usage: msdi train stage1|stage2 --data DIR --out RUN [--val DIR] [--config PRESET|file.json]
@@ -53,14 +55,17 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   if (ablation === 'no-degradation' && stage !== 'stage2') throw new UsageError('--ablate no-degradation applies to stage2');
   if (ablation === 'no-reblur' && stage !== 'stage1') throw new UsageError('--ablate no-reblur applies to stage1');
-  const config = loadConfig(values.config ?? `cpu-${stage}`, {
+  // --resume continues a run as it was configured (its config.json), unless --config says otherwise.
+  const runConfig = join(values.out, 'config.json');
+  const resumed = values.resume && !values.config && existsSync(runConfig);
+  const config = (resumed ? loadRunConfig : loadConfig)(resumed ? runConfig : values.config ?? `cpu-${stage}`, {
     iters: values.iters === undefined ? undefined : intOption(values.iters, '--iters', 1),
     batch: values.batch === undefined ? undefined : intOption(values.batch, '--batch', 1),
     crop: values.crop === undefined ? undefined : intOption(values.crop, '--crop', 16),
     seed: values.seed === undefined ? undefined : intOption(values.seed, '--seed', 0, 0),
     workers: values.workers === undefined ? undefined : intOption(values.workers, '--workers', 0, 0),
   });
-  if (config.stage !== stage) throw new UsageError(`config ${values.config} is for ${config.stage}, not ${stage}`);
+  if (config.stage !== stage) throw new UsageError(`config ${resumed ? runConfig : values.config} is for ${config.stage}, not ${stage}`);
   const stopAfter = values['stop-after'] === undefined ? undefined : intOption(values['stop-after'], '--stop-after', 1);
 
   const { distEnv } = await import('../../train/distributed.js');
