@@ -111,7 +111,7 @@ async function deblurBench(threads: number, weights: string | undefined) {
       '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`deblur bench: the child process failed (exit ${r.status ?? r.signal})`);
     const child = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; max_rss_mb: number };
-    return { size: `${w}x${h}`, model: `${spec.arch} wf ${spec.wf}`, weights: note, ms: child.ms,
+    return { size: `${w}x${h}`, model: `${spec.arch} wf ${spec.wf}${spec.spadeHidden !== undefined && spec.spadeHidden !== 128 ? ` (SPADE ${spec.spadeHidden})` : ''}`, weights: note, ms: child.ms,
       megapixels_per_s: (w * h) / 1e6 / (child.ms / 1e3), peak_rss_mb: child.max_rss_mb };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -61,7 +61,7 @@ export async function info(argv: string[]): Promise<void> {
     console.log([
       `source        ${source}`,
       `architecture  ${spec.arch}${spec.degradation ? '' : ' (without the degradation representation)'}${spec.reblur ? '' : ' (without the reblurring branch)'}`,
-      `config        ${config} (wf ${spec.wf}, ndf ${spec.ndf})`,
+      `config        ${config} (wf ${spec.wf}, ndf ${spec.ndf}${spec.degradation ? `, SPADE hidden ${spec.spadeHidden ?? 128}` : ''})`,
       `parameters    ${params.toLocaleString('en-US')} (${trainable.toLocaleString('en-US')} trainable), ${report.keys} state_dict keys`,
       `MACs          ${(macs / 1e9).toFixed(2)} G at ${size}x${size} (convolutions)`,
     ].join('\n'));
