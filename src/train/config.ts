@@ -26,6 +26,13 @@ export interface TrainConfig {
   /** max gradient norm; 0 disables */
   clip: number;
   /**
+   * Adam's epsilon (official 1e-8). Clipping at 0.01 scales stage-1 gradients down ~1000x, which
+   * leaves the encoder's (1e-11..1e-9 after clipping) far below 1e-8: Adam then moves the
+   * encoder at a few percent of its rate and the representation stays constant. A tiny epsilon
+   * keeps Adam's per-parameter scale invariance (see the cpu-stage1 preset).
+   */
+  eps: number;
+  /**
    * Hidden width of the SPADE modulations (official 128). At wf 8 the 128-wide convs cost
    * twice the trunk itself, so the CPU presets use 32 (2.3x faster steps).
    */
@@ -52,7 +59,7 @@ export interface TrainConfig {
 }
 
 const COMMON = {
-  betas: [0.9, 0.99] as [number, number], etaMin: 1e-7, lrD: 2e-4,
+  betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
   weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
   spadeHidden: 128,
@@ -67,7 +74,7 @@ export const PRESETS: Record<string, TrainConfig> = {
   // at 600 stage-2 steps 2e-3 led 1e-3 by 0.09 dB and 3e-4 by 0.21 dB on held-out pairs.
   'cpu-stage1': {
     ...COMMON, stage: 'stage1', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 3000, lr: 1e-3, clip: 0.01, ckptEvery: 100, valEvery: 250,
-    spadeHidden: 32, perceptual: 'l1', weights: { ...COMMON.weights, perceptual: 10 },
+    spadeHidden: 32, eps: 1e-14, perceptual: 'l1', weights: { ...COMMON.weights, perceptual: 10 },
   },
   'cpu-stage2': {
     ...COMMON, stage: 'stage2', wf: 8, ndfD: 16, crop: 128, batch: 4, iters: 10000, lr: 2e-3, clip: 0, ckptEvery: 100, valEvery: 500,
@@ -101,8 +108,8 @@ export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> =
 
 /**
  * The configuration a run was started with (its config.json), for --resume: a run continues
- * as it was configured whatever the presets say now. Runs from before `spadeHidden` existed
- * used the official width.
+ * as it was configured whatever the presets say now. Runs from before `spadeHidden` and `eps`
+ * existed used the official values.
  */
 export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
   let saved: Partial<TrainConfig> & { ablation?: unknown; init?: unknown };
@@ -114,7 +121,7 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
   const { ablation: _a, init: _i, ...cfg } = saved;
   const preset = cfg.stage ? PRESETS[`cpu-${cfg.stage}`] : undefined;
   if (!preset) throw new Error(`${file}: not a run configuration (no "stage")`);
-  return withOverrides({ ...preset, spadeHidden: 128, ...cfg } as TrainConfig, overrides);
+  return withOverrides({ ...preset, spadeHidden: 128, eps: 1e-8, ...cfg } as TrainConfig, overrides);
 }
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {

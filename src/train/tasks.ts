@@ -85,10 +85,10 @@ export class Stage1Task implements Task {
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
     const reblur = ablation !== 'no-reblur';
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
-    this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas });
+    this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
     if (reblur) {
       this.d = new MultiscaleDiscriminator(cfg.ndfD).train();
-      this.optD = new Adam(this.d.trainableParameters(), { lr: cfg.lrD, betas: cfg.betas });
+      this.optD = new Adam(this.d.trainableParameters(), { lr: cfg.lrD, betas: cfg.betas, eps: cfg.eps });
     }
   }
 
@@ -185,7 +185,7 @@ export class Stage2Task implements Task {
       // Non-strict: only the representation is loaded; shapes are still checked.
       loadStateDict(this.g, rep, { strict: false, source: init.source });
     }
-    this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas });
+    this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
   }
 
   setLr(lr: number): void {
