@@ -11,14 +11,14 @@
 #      that both have always trained for the same number of steps when the job is stopped
 #
 # Usage: bash scripts/train-default.sh [RUNS_DIR]   (default $HOME/msdi-train)
-# Env: STAGE1_ITERS (3000), STAGE1_STOP (1000), STAGE2_ITERS (10000; the cosine schedule spans
+# Env: STAGE1_ITERS (3000), STAGE1_STOP (1500), STAGE2_ITERS (10000; the cosine schedule spans
 # them), CHUNK (500).
 # A run resumes with the configuration it started with (its config.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-$HOME/msdi-train}"
 STAGE1_ITERS="${STAGE1_ITERS:-3000}"
-STAGE1_STOP="${STAGE1_STOP:-1000}"
+STAGE1_STOP="${STAGE1_STOP:-1500}"
 STAGE2_ITERS="${STAGE2_ITERS:-10000}"
 CHUNK="${CHUNK:-500}"
 msdi() { node bin/msdi.js "$@"; }

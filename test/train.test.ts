@@ -121,7 +121,5 @@ test('--resume continues a run as it was configured (its config.json), not as th
   const { loadRunConfig } = await import('../src/train/config.js');
   writeFileSync(file, JSON.stringify({ ...PRESETS['test-stage2'], spadeHidden: undefined }));
   assert.equal(loadRunConfig(file).spadeHidden, 128, 'runs from before the option used the official width');
-  writeFileSync(file, JSON.stringify({ ...PRESETS['test-stage1'], eps: undefined }));
-  assert.equal(loadRunConfig(file).eps, 1e-8, 'and the official epsilon');
   assert.equal(loadRunConfig(file, { iters: 9 }).iters, 9);
 });
