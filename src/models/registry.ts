@@ -9,6 +9,8 @@ import { MSDI2E } from './msdi2e.js';
 import { MultiscaleDiscriminator } from './discriminator.js';
 import { SPADE_HIDDEN } from './spade.js';
 
+export { SPADE_HIDDEN };
+
 export type ArchName = 'msdi_net' | 'msdi2_net' | 'MSDI2E' | 'MultiscaleDiscriminator';
 export const ARCHS: readonly ArchName[] = ['msdi_net', 'msdi2_net', 'MSDI2E', 'MultiscaleDiscriminator'];
 

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor, tidy, F, inferenceMode, getNumThreads, setNumThreads, libtorchVersion, profileOps } from '../../engine/index.js';
 import { parse, intOption, UsageError } from '../args.js';
+import { SPADE_HIDDEN } from '../../models/spade.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -111,7 +112,7 @@ async function deblurBench(threads: number, weights: string | undefined) {
       '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`deblur bench: the child process failed (exit ${r.status ?? r.signal})`);
     const child = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; max_rss_mb: number };
-    return { size: `${w}x${h}`, model: `${spec.arch} wf ${spec.wf}${spec.spadeHidden !== undefined && spec.spadeHidden !== 128 ? ` (SPADE ${spec.spadeHidden})` : ''}`, weights: note, ms: child.ms,
+    return { size: `${w}x${h}`, model: `${spec.arch} wf ${spec.wf}${(spec.spadeHidden ?? SPADE_HIDDEN) !== SPADE_HIDDEN ? ` (SPADE ${spec.spadeHidden})` : ''}`, weights: note, ms: child.ms,
       megapixels_per_s: (w * h) / 1e6 / (child.ms / 1e3), peak_rss_mb: child.max_rss_mb };
   } finally {
     rmSync(dir, { recursive: true, force: true });

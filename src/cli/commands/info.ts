@@ -2,7 +2,7 @@
 import { basename } from 'node:path';
 import { Tensor, tidy, inferenceMode } from '../../engine/index.js';
 import { readWeightsFile } from '../../engine/io/index.js';
-import { buildModel, detectArch, CONFIGS, ARCHS, type ArchName, type ArchSpec, type ConfigName } from '../../models/registry.js';
+import { buildModel, detectArch, CONFIGS, ARCHS, SPADE_HIDDEN, type ArchName, type ArchSpec, type ConfigName } from '../../models/registry.js';
 import { loadStateDict } from '../../nn/state-dict.js';
 import { measureMacs } from '../../nn/macs.js';
 import { foldSpectralNorms } from '../../nn/layers.js';
@@ -61,7 +61,7 @@ export async function info(argv: string[]): Promise<void> {
     console.log([
       `source        ${source}`,
       `architecture  ${spec.arch}${spec.degradation ? '' : ' (without the degradation representation)'}${spec.reblur ? '' : ' (without the reblurring branch)'}`,
-      `config        ${config} (wf ${spec.wf}, ndf ${spec.ndf}${spec.degradation ? `, SPADE hidden ${spec.spadeHidden ?? 128}` : ''})`,
+      `config        ${config} (wf ${spec.wf}, ndf ${spec.ndf}${spec.degradation ? `, SPADE hidden ${spec.spadeHidden ?? SPADE_HIDDEN}` : ''})`,
       `parameters    ${params.toLocaleString('en-US')} (${trainable.toLocaleString('en-US')} trainable), ${report.keys} state_dict keys`,
       `MACs          ${(macs / 1e9).toFixed(2)} G at ${size}x${size} (convolutions)`,
     ].join('\n'));
