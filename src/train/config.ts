@@ -3,6 +3,7 @@
  * `paper-*` are the official recipes; `cpu-*` are sized to train on a 2-core machine.
  */
 import { readFileSync } from 'node:fs';
+import { SPADE_HIDDEN } from '../models/spade.js';
 
 export type Stage = 'stage1' | 'stage2';
 export type Ablation = 'none' | 'no-degradation' | 'no-reblur';
@@ -33,7 +34,7 @@ export interface TrainConfig {
   eps: number;
   /**
    * Hidden width of the SPADE modulations (official 128). At wf 8 the 128-wide convs cost
-   * twice the trunk itself, so the CPU presets use 32 (2.3x faster steps).
+   * twice the trunk itself, so cpu-stage2 uses 32 (2.3x faster steps).
    */
   spadeHidden: number;
   /** stage 1 loss weights (official: pixel 10, gan 1, feature matching 10, perceptual 30) */
@@ -61,7 +62,7 @@ const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
   weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
-  spadeHidden: 128,
+  spadeHidden: SPADE_HIDDEN,
 };
 
 export const PRESETS: Record<string, TrainConfig> = {
@@ -123,7 +124,7 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
   const { ablation: _a, init: _i, ...cfg } = saved;
   const preset = cfg.stage ? PRESETS[`cpu-${cfg.stage}`] : undefined;
   if (!preset) throw new Error(`${file}: not a run configuration (no "stage")`);
-  return withOverrides({ ...preset, spadeHidden: 128, eps: 1e-8, ...cfg } as TrainConfig, overrides);
+  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, ...cfg } as TrainConfig, overrides);
 }
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {

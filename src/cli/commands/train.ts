@@ -58,14 +58,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // --resume continues a run as it was configured (its config.json), unless --config says otherwise.
   const runConfig = join(values.out, 'config.json');
   const resumed = values.resume && !values.config && existsSync(runConfig);
-  const config = (resumed ? loadRunConfig : loadConfig)(resumed ? runConfig : values.config ?? `cpu-${stage}`, {
+  const source = resumed ? runConfig : values.config ?? `cpu-${stage}`;
+  const config = (resumed ? loadRunConfig : loadConfig)(source, {
     iters: values.iters === undefined ? undefined : intOption(values.iters, '--iters', 1),
     batch: values.batch === undefined ? undefined : intOption(values.batch, '--batch', 1),
     crop: values.crop === undefined ? undefined : intOption(values.crop, '--crop', 16),
     seed: values.seed === undefined ? undefined : intOption(values.seed, '--seed', 0, 0),
     workers: values.workers === undefined ? undefined : intOption(values.workers, '--workers', 0, 0),
   });
-  if (config.stage !== stage) throw new UsageError(`config ${resumed ? runConfig : values.config} is for ${config.stage}, not ${stage}`);
+  if (config.stage !== stage) throw new UsageError(`config ${source} is for ${config.stage}, not ${stage}`);
   const stopAfter = values['stop-after'] === undefined ? undefined : intOption(values['stop-after'], '--stop-after', 1);
 
   const { distEnv } = await import('../../train/distributed.js');
