@@ -4,7 +4,9 @@
  * the blurry image and its sharp frame (relative to their size), and how much the reblurring
  * generator's output on the sharp frame changes between the two representations (level 1 vs
  * level 0). A collapsed representation gives ~0 for all; a random one at initialisation gives
- * z changes of tens of percent.
+ * z changes of tens of percent. Then what blur transfer needs: the level-1 output against the
+ * blurry image (how well it reblurs), the level-0 output against the sharp frame (whether it
+ * keeps it), and the gradient energy of both against the sharp and blurry images'.
  *
  *   node --import tsx scripts/probe-representation.mts JOINT_WEIGHTS PAIRS_DIR [N]
  *
@@ -24,13 +26,24 @@ if (!weights || !dir) {
   console.error('usage: node --import tsx scripts/probe-representation.mts JOINT_WEIGHTS PAIRS_DIR [N]');
   process.exit(2);
 }
+if (!/^[1-9][0-9]*$/.test(count)) {
+  console.error(`probe: expected a positive integer for N, got ${count}`);
+  process.exit(2);
+}
 const model = loadModel(weights, { kind: 'joint' });
 const net = model.net as MSDI2E;
 net.eval();
 const names = readdirSync(join(dir, 'input')).sort().slice(0, Number(count));
 /** mean |a - b| / mean |a| */
 const rel = (a: Tensor, b: Tensor) => a.sub(b).abs().mean().item() / Math.max(1e-12, a.abs().mean().item());
-const sums = { z: 0, fine: 0, coarse: 0, reblur: 0, blur: 0 };
+const psnr = (a: Tensor, b: Tensor) => -10 * Math.log10(Math.max(1e-12, a.clamp(0, 1).sub(b).pow(2).mean().item()));
+/** mean squared horizontal and vertical neighbour differences, all channels */
+const energy = (x: Tensor) => {
+  const dx = x.slice(3, 1).sub(x.slice(3, 0, -1)).pow(2).mean().item();
+  const dy = x.slice(2, 1).sub(x.slice(2, 0, -1)).pow(2).mean().item();
+  return (dx + dy) / 2;
+};
+const sums = { z: 0, fine: 0, coarse: 0, reblur: 0, blur: 0, psnr1: 0, psnr0: 0, input: 0, e0: 0, e1: 0, eSharp: 0, eBlurry: 0 };
 for (const name of names) {
   const blurry = imageToTensor(await readImageRGB(join(dir, 'input', name)));
   const sharp = imageToTensor(await readImageRGB(join(dir, 'target', name)));
@@ -41,8 +54,17 @@ for (const name of names) {
     sums.fine += rel(a.latents[0], b.latents[0]);
     sums.coarse += rel(a.latents[3], b.latents[3]);
     const inv = net.inverse_generator!;
-    sums.reblur += inv.forward(sharp, a.latents).sub(inv.forward(sharp, b.latents)).abs().mean().item();
+    const level1 = inv.forward(sharp, a.latents);
+    const level0 = inv.forward(sharp, b.latents);
+    sums.reblur += level1.sub(level0).abs().mean().item();
     sums.blur += blurry.sub(sharp).abs().mean().item();
+    sums.psnr1 += psnr(level1, blurry);
+    sums.input += psnr(sharp, blurry);
+    sums.psnr0 += psnr(level0, sharp);
+    sums.e0 += energy(level0);
+    sums.e1 += energy(level1);
+    sums.eSharp += energy(sharp);
+    sums.eBlurry += energy(blurry);
   }));
   blurry.dispose();
   sharp.dispose();
@@ -52,4 +74,8 @@ const pct = (v: number) => `${((100 * v) / n).toFixed(2)}%`;
 console.log(`${n} pairs of ${dir}`);
 console.log(`representation change, blurry vs sharp frame: z ${pct(sums.z)}, finest latents ${pct(sums.fine)}, coarsest ${pct(sums.coarse)}`);
 console.log(`reblurred sharp frame, level 1 vs level 0: mean |difference| ${(sums.reblur / n).toExponential(2)} (blurry vs sharp: ${(sums.blur / n).toExponential(2)})`);
+const mean = (v: number) => (v / n).toFixed(2);
+console.log(`reblur (level 1) vs blurry: ${mean(sums.psnr1)} dB (the sharp frame: ${mean(sums.input)} dB); level 0 vs sharp: ${mean(sums.psnr0)} dB`);
+const e = (v: number) => (v / sums.eSharp).toFixed(3);
+console.log(`gradient energy relative to the sharp frame: level 0 ${e(sums.e0)}, level 1 ${e(sums.e1)}, blurry ${e(sums.eBlurry)}`);
 model.dispose();

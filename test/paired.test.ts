@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { listPairs, loadPairs, PairedLoader, type PairBatch } from '../src/data/paired.js';
 import { Rng } from '../src/data/rng.js';
+import { makeIdentityPairs } from '../src/data/identity-pairs.js';
 
 const W = 40;
 const H = 30;
@@ -346,5 +347,43 @@ describe('loadPairs', () => {
     } finally {
       await L.close();
     }
+  });
+});
+
+describe('identity pairs (stage 1: some inputs are the sharp image itself)', () => {
+  const fakeBatch = (n: number, size = 4): PairBatch => {
+    const per = 3 * size * size;
+    const blurry = new Float32Array(n * per).map((_, k) => -1 - k);
+    const sharp = new Float32Array(n * per).map((_, k) => k);
+    return { blurry, sharp, n, size, names: Array.from({ length: n }, (_, k) => `${k}.png`) };
+  };
+
+  test('the chosen samples get the sharp image, the others keep the blurry one', () => {
+    const b = fakeBatch(8);
+    const per = 48;
+    const replaced = makeIdentityPairs(b, { seed: 1, step: 3, fraction: 0.5 });
+    assert.ok(replaced.length > 0 && replaced.length < 8, `replaced ${replaced}`);
+    for (let k = 0; k < 8; k++) {
+      const got = b.blurry.subarray(k * per, (k + 1) * per);
+      const want = replaced.includes(k) ? b.sharp.subarray(k * per, (k + 1) * per) : fakeBatch(8).blurry.subarray(k * per, (k + 1) * per);
+      assert.deepEqual(got, want, `sample ${k}`);
+    }
+    assert.deepEqual(makeIdentityPairs(fakeBatch(8), { seed: 1, step: 3, fraction: 0.5 }), replaced, 'a pure function of seed and step');
+    assert.notDeepEqual(makeIdentityPairs(fakeBatch(8), { seed: 1, step: 4, fraction: 0.5 }), replaced);
+  });
+
+  test('the fraction holds over many samples; 0 and 1 are none and all; shards agree with the whole batch', () => {
+    let count = 0;
+    for (let step = 0; step < 100; step++) count += makeIdentityPairs(fakeBatch(4), { seed: 0, step, fraction: 0.25 }).length;
+    assert.ok(count > 70 && count < 130, `${count} of 400 at 0.25`);
+    assert.deepEqual(makeIdentityPairs(fakeBatch(4), { seed: 0, step: 0, fraction: 0 }), []);
+    assert.deepEqual(makeIdentityPairs(fakeBatch(4), { seed: 0, step: 0, fraction: 1 }), [0, 1, 2, 3]);
+    for (let step = 0; step < 20; step++) {
+      const whole = makeIdentityPairs(fakeBatch(4), { seed: 7, step, fraction: 0.5 });
+      const lo = makeIdentityPairs(fakeBatch(2), { seed: 7, step, fraction: 0.5, first: 0 });
+      const hi = makeIdentityPairs(fakeBatch(2), { seed: 7, step, fraction: 0.5, first: 2 }).map((k) => k + 2);
+      assert.deepEqual([...lo, ...hi], whole, `step ${step}`);
+    }
+    assert.throws(() => makeIdentityPairs(fakeBatch(1), { seed: 0, step: 0, fraction: 1.5 }), /expected a fraction in \[0, 1\], got 1.5/);
   });
 });

@@ -54,7 +54,7 @@ test('a few stage-2 steps on tiny data lower the PSNR loss', async () => {
 test('stage 1 trains the joint model with the discriminator, and stage 2 starts from its representation', async () => {
   const s1 = join(root, 's1');
   const c1 = PRESETS['test-stage1'];
-  const r1 = await train({ config: { ...c1, iters: 3, perceptual: 'l1', weights: { ...c1.weights, perceptual: 10 } }, ablation: 'none', data, val: data, out: s1, quiet: true });
+  const r1 = await train({ config: { ...c1, iters: 3, perceptual: 'l1', weights: { ...c1.weights, perceptual: 10 }, identity: 0.5 }, ablation: 'none', data, val: data, out: s1, quiet: true });
   for (const k of ['l_pix', 'l_gan', 'l_feat', 'l_perceptual', 'l_d']) assert.ok(Number.isFinite(r1.lastLosses[k]), `${k} = ${r1.lastLosses[k]}`);
   assert.ok(r1.val && r1.val.psnr > 0);
   const s2 = join(root, 's2');

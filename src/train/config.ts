@@ -45,6 +45,11 @@ export interface TrainConfig {
    * reason to describe the blur; 'none' drops the term.
    */
   perceptual: 'none' | 'l1';
+  /**
+   * Stage 1: the fraction of samples trained as unblurred pairs (input = the sharp image; see
+   * src/data/identity-pairs.ts). 0 is the official recipe.
+   */
+  identity: number;
   /** stage 2: PSNRLoss weight per output (official 0.5) */
   psnrWeight: number;
   logEvery: number;
@@ -60,7 +65,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
   spadeHidden: SPADE_HIDDEN,
 };
@@ -111,7 +116,7 @@ export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> =
 
 /**
  * The configuration a run was started with (its config.json), for --resume: a run continues
- * as it was configured whatever the presets say now. Runs from before `spadeHidden` and `eps`
+ * as it was configured whatever the presets say now. Runs from before `spadeHidden`, `eps` and `identity`
  * existed used the official values.
  */
 export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
@@ -124,7 +129,7 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
   const { ablation: _a, init: _i, ...cfg } = saved;
   const preset = cfg.stage ? PRESETS[`cpu-${cfg.stage}`] : undefined;
   if (!preset) throw new Error(`${file}: not a run configuration (no "stage")`);
-  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, ...cfg } as TrainConfig, overrides);
+  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, identity: COMMON.identity, ...cfg } as TrainConfig, overrides);
 }
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
@@ -132,6 +137,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   for (const k of ['wf', 'crop', 'batch', 'iters'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`config: expected a positive integer for ${k}, got ${cfg[k]}`);
   }
+  if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
   if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
   return cfg;
 }

@@ -14,6 +14,7 @@
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PairedLoader, loadPairs } from '../data/paired.js';
+import { makeIdentityPairs } from '../data/identity-pairs.js';
 import { cosineLr } from './schedule.js';
 import { RunLog, plotSvg } from './log.js';
 import { validate, type ValPair, type ValResult } from './validate.js';
@@ -157,6 +158,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       // SIGTERM for good without this (reproduced by hand; the tiny test runs yield anyway).
       await new Promise((resolve) => setImmediate(resolve));
       const batch = await loader.get(step);
+      if (cfg.stage === 'stage1') makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
       try {
