@@ -157,6 +157,27 @@ test('MSDI2E training step: loss, every gradient, batch-norm running statistics'
   net.dispose();
 });
 
+test('MSDI2E encoderFromReblurOnly: the deblurring loss no longer reaches the encoder, the outputs are unchanged', () => {
+  // eval mode: the spectral norms do not step their power iteration, so two forwards agree
+  const net = new MSDI2E(4, 4, true, 16).eval();
+  const fx = new Fixture('msdi2e_w4.train.safetensors');
+  /** the largest |gradient| over the encoder's parameters after backward of the deblurring loss alone */
+  const encoderGrad = (onlyReblur: boolean) => tidy(() => {
+    for (const p of net.parameters()) p.zeroGrad();
+    const o = net.forward(fx.tensor('blurry'), fx.tensor('sharp'), { encoderFromReblurOnly: onlyReblur });
+    l1Loss(o.deblurred, fx.tensor('sharp')).backward();
+    const worst = Math.max(...net.net_prior.parameters().map((p) => p.grad?.abs().max().item() ?? 0));
+    const generator = Math.max(...net.generator.parameters().map((p) => p.grad?.abs().max().item() ?? 0));
+    return { worst, generator, out: o.deblurred.sum().item() };
+  });
+  const both = encoderGrad(false);
+  const reblurOnly = encoderGrad(true);
+  assert.ok(both.worst > 0 && reblurOnly.generator > 0);
+  assert.equal(reblurOnly.worst, 0);
+  assert.equal(reblurOnly.out, both.out);
+  net.dispose();
+});
+
 test('MultiscaleDiscriminator: every intermediate feature of both scales matches', () => {
   const d = loaded(new MultiscaleDiscriminator(4), 'discriminator_nf4.weights.safetensors').eval();
   const fx = new Fixture('discriminator_nf4.eval.safetensors');

@@ -11,9 +11,9 @@ import { synthFolder } from '../src/data/synth.js';
 import { createImage, writeImageRGB } from '../src/data/image-io.js';
 import { Rng } from '../src/data/rng.js';
 import { train } from '../src/train/trainer.js';
-import { PRESETS, type TrainConfig } from '../src/train/config.js';
+import { PRESETS, loadConfig, type TrainConfig } from '../src/train/config.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
-import { Stage2Task, NonFiniteLossError } from '../src/train/tasks.js';
+import { Stage1Task, Stage2Task, NonFiniteLossError } from '../src/train/tasks.js';
 import { readSafetensors } from '../src/engine/io/index.js';
 import { RunLog } from '../src/train/log.js';
 
@@ -122,4 +122,12 @@ test('--resume continues a run as it was configured (its config.json), not as th
   writeFileSync(file, JSON.stringify({ ...PRESETS['test-stage2'], spadeHidden: undefined }));
   assert.equal(loadRunConfig(file).spadeHidden, 128, 'runs from before the option used the official width');
   assert.equal(loadRunConfig(file, { iters: 9 }).iters, 9);
+});
+
+test('config: stage-1 options are checked, with the field and the value named', () => {
+  assert.equal(loadConfig('cpu-stage1').identity, 0);
+  assert.equal(loadConfig('cpu-stage1', { identity: 0.25, encoderFrom: 'reblur' }).encoderFrom, 'reblur');
+  assert.throws(() => loadConfig('cpu-stage1', { identity: 1.5 }), /expected a fraction in \[0, 1\] for identity, got 1.5/);
+  assert.throws(() => loadConfig('cpu-stage1', { encoderFrom: 'deblur' as 'both' }), /expected "both" or "reblur" for encoderFrom, got "deblur"/);
+  assert.throws(() => new Stage1Task({ ...PRESETS['test-stage1'], encoderFrom: 'reblur' }, 'no-reblur'), /needs the reblurring branch/);
 });

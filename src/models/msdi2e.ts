@@ -39,12 +39,16 @@ export class MSDI2E extends Module {
     });
   }
 
-  /** forward(blurry, sharp): the reblurred sharp image and the deblurred blurry one. */
-  forward(blurry: Tensor, sharp: Tensor | null): Msdi2eOutput {
+  /**
+   * forward(blurry, sharp): the reblurred sharp image and the deblurred blurry one.
+   * `encoderFromReblurOnly`: the deblurring generator reads the latents detached, so that only
+   * the reblurring loss trains the encoder (training option; the outputs are the same).
+   */
+  forward(blurry: Tensor, sharp: Tensor | null, o: { encoderFromReblurOnly?: boolean } = {}): Msdi2eOutput {
     return tidy(() => {
       const { priorZ, latents } = this.represent(blurry);
       const reblurred = sharp && this.inverse_generator ? this.inverse_generator.forward(sharp, latents) : null;
-      const deblurred = this.generator.forward(blurry, latents);
+      const deblurred = this.generator.forward(blurry, o.encoderFromReblurOnly ? latents.map((l) => l.detach()) : latents);
       return { deblurred, reblurred, priorZ, latents };
     });
   }

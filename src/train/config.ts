@@ -50,6 +50,14 @@ export interface TrainConfig {
    * src/data/identity-pairs.ts). 0 is the official recipe.
    */
   identity: number;
+  /**
+   * Stage 1: which losses train the degradation encoder. 'both' (official): deblurring and
+   * reblurring. 'reblur': the deblurring generator reads the latents detached, so the encoder
+   * learns only what the reblurring generator needs, i.e. the blur. On this machine's budget
+   * the deblurring loss, which can do without the representation (it sees the blurry image),
+   * flattened the latents before the reblurring branch learned to use them (see the README).
+   */
+  encoderFrom: 'both' | 'reblur';
   /** stage 2: PSNRLoss weight per output (official 0.5) */
   psnrWeight: number;
   logEvery: number;
@@ -65,7 +73,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
   spadeHidden: SPADE_HIDDEN,
 };
@@ -116,8 +124,8 @@ export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> =
 
 /**
  * The configuration a run was started with (its config.json), for --resume: a run continues
- * as it was configured whatever the presets say now. Runs from before `spadeHidden`, `eps` and `identity`
- * existed used the official values.
+ * as it was configured whatever the presets say now. Runs from before `spadeHidden`, `eps`,
+ * `identity` and `encoderFrom` existed used the official values.
  */
 export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
   let saved: Partial<TrainConfig> & { ablation?: unknown; init?: unknown };
@@ -129,7 +137,7 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
   const { ablation: _a, init: _i, ...cfg } = saved;
   const preset = cfg.stage ? PRESETS[`cpu-${cfg.stage}`] : undefined;
   if (!preset) throw new Error(`${file}: not a run configuration (no "stage")`);
-  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, identity: COMMON.identity, ...cfg } as TrainConfig, overrides);
+  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, identity: COMMON.identity, encoderFrom: COMMON.encoderFrom, ...cfg } as TrainConfig, overrides);
 }
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
@@ -138,6 +146,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`config: expected a positive integer for ${k}, got ${cfg[k]}`);
   }
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
+  if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
   if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
   return cfg;
 }

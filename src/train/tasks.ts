@@ -84,6 +84,7 @@ export class Stage1Task implements Task {
     manualSeed(cfg.seed);
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
     const reblur = ablation !== 'no-reblur';
+    if (!reblur && cfg.encoderFrom === 'reblur') throw new Error('config: encoderFrom "reblur" needs the reblurring branch (not --ablate no-reblur)');
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
     if (reblur) {
@@ -102,7 +103,7 @@ export class Stage1Task implements Task {
     return tidy(() => {
       const [blurry, sharp] = batchTensors(batch);
       this.optG.zeroGrad();
-      const o = this.g.forward(blurry, this.d ? sharp : null);
+      const o = this.g.forward(blurry, this.d ? sharp : null, { encoderFromReblurOnly: this.cfg.encoderFrom === 'reblur' });
       const lPix = l1Loss(o.deblurred, sharp, w.pixel);
       let total = lPix;
       const values: Record<string, number> = {};
