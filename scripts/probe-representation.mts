@@ -43,7 +43,7 @@ const energy = (x: Tensor) => {
   const dy = x.slice(2, 1).sub(x.slice(2, 0, -1)).pow(2).mean().item();
   return (dx + dy) / 2;
 };
-const sums = { z: 0, fine: 0, coarse: 0, reblur: 0, blur: 0, psnr1: 0, psnr0: 0, input: 0, e0: 0, e1: 0, eSharp: 0, eBlurry: 0 };
+const sums = { zAbs: 0, zSize: 0, z: 0, fine: 0, coarse: 0, reblur: 0, blur: 0, psnr1: 0, psnr0: 0, input: 0, e0: 0, e1: 0, eSharp: 0, eBlurry: 0 };
 for (const name of names) {
   const blurry = imageToTensor(await readImageRGB(join(dir, 'input', name)));
   const sharp = imageToTensor(await readImageRGB(join(dir, 'target', name)));
@@ -51,6 +51,8 @@ for (const name of names) {
     const a = net.represent(blurry);
     const b = net.represent(sharp);
     sums.z += rel(a.priorZ, b.priorZ);
+    sums.zAbs += a.priorZ.sub(b.priorZ).abs().mean().item();
+    sums.zSize += a.priorZ.abs().mean().item();
     sums.fine += rel(a.latents[0], b.latents[0]);
     sums.coarse += rel(a.latents[3], b.latents[3]);
     const inv = net.inverse_generator!;
@@ -73,6 +75,7 @@ const n = names.length;
 const pct = (v: number) => `${((100 * v) / n).toFixed(2)}%`;
 console.log(`${n} pairs of ${dir}`);
 console.log(`representation change, blurry vs sharp frame: z ${pct(sums.z)}, finest latents ${pct(sums.fine)}, coarsest ${pct(sums.coarse)}`);
+console.log(`z: mean |blurry - sharp| ${(sums.zAbs / n).toExponential(2)}, mean |z| ${(sums.zSize / n).toExponential(2)}`);
 console.log(`reblurred sharp frame, level 1 vs level 0: mean |difference| ${(sums.reblur / n).toExponential(2)} (blurry vs sharp: ${(sums.blur / n).toExponential(2)})`);
 const mean = (v: number) => (v / n).toFixed(2);
 console.log(`reblur (level 1) vs blurry: ${mean(sums.psnr1)} dB (the sharp frame: ${mean(sums.input)} dB); level 0 vs sharp: ${mean(sums.psnr0)} dB`);

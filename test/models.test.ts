@@ -11,6 +11,7 @@ import { Tensor, tidy, noGrad, liveTensors } from '../src/engine/index.js';
 import { MsdiNet } from '../src/models/msdi-net.js';
 import { MSDI2E } from '../src/models/msdi2e.js';
 import { MultiscaleDiscriminator } from '../src/models/discriminator.js';
+import { zeroModulation } from '../src/models/spade.js';
 import { loadStateDict } from '../src/nn/state-dict.js';
 import { psnrLoss, l1Loss } from '../src/losses/index.js';
 import type { Module } from '../src/nn/module.js';
@@ -108,6 +109,33 @@ test('msdi_net: zeroing the latents changes the output (the modulation path is l
     assert.ok(Math.abs(change - facts.msdi_net_w4.output_change_when_latents_zeroed) < 1e-4, `change ${change}`);
   }));
   net.dispose();
+});
+
+test('zeroModulation: every SPADE starts as the identity, so the representation has no effect until trained', () => {
+  const fx = new Fixture('msdi_net_w4.eval.safetensors');
+  const trunk = loaded(new MsdiNet({ wf: 4, version: 1 }), 'msdi_net_w4.weights.safetensors').eval();
+  const joint = new MSDI2E(4, 4, true, 16).eval();
+  noGrad(() => tidy(() => {
+    const x = fx.tensor('input');
+    /** how much the output moves when the latents are zeroed */
+    const trunkEffect = () => {
+      const o = trunk.forward(x);
+      return trunk.forward(x, o.latents!.map((l) => Tensor.zeros(l.shape))).out2.sub(o.out2).abs().max().item();
+    };
+    const jointEffect = () => {
+      const { latents } = joint.represent(x);
+      const zeros = latents.map((l) => Tensor.zeros(l.shape));
+      return Math.max(...[joint.generator, joint.inverse_generator!].map((g) => g.forward(x, latents).sub(g.forward(x, zeros)).abs().max().item()));
+    };
+    assert.ok(trunkEffect() > 1e-3 && jointEffect() > 1e-3);
+    // v1 trunk: SPADE1 in every skip; the joint model: SPADE in both generators
+    assert.equal(zeroModulation(trunk), 4 * 2 * 2);
+    assert.equal(zeroModulation(joint), 2 * 4 * 2 * 2);
+    assert.equal(trunkEffect(), 0);
+    assert.equal(jointEffect(), 0);
+  }));
+  trunk.dispose();
+  joint.dispose();
 });
 
 test('MSDI2E eval: representation, reblurred and deblurred images match', () => {

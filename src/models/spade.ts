@@ -92,3 +92,25 @@ export class SPADEResnetBlock extends ResBlockBase {
     super(channels, new SPADE(channels, labelNc, nhidden));
   }
 }
+
+/**
+ * Zero-initialises the last convolutions of every modulation (mlp_gamma, mlp_beta) under
+ * `net`, so that each SPADE starts as the identity (x * (1 + 0) + 0) and the network starts as
+ * its ablation without the representation (the adaLN-Zero / zero-convolution trick). Why: with
+ * the default random init, the representation enters as a random per-image perturbation of every
+ * skip connection; the quickest way for training to reduce the loss is then to flatten the
+ * representation, before any generator has learned to read the blur from it. Starting at zero,
+ * the first gradients reach the modulation weights alone, and they carry only what the
+ * representation predicts about the loss. Returns the number of tensors zeroed.
+ */
+export function zeroModulation(net: Module): number {
+  let n = 0;
+  tidy(() => {
+    for (const [name, p] of net.namedParameters()) {
+      if (!/(^|\.)mlp_(gamma|beta)\.(weight|bias)$/.test(name)) continue;
+      p.copy_(Tensor.zeros(p.shape));
+      n++;
+    }
+  });
+  return n;
+}

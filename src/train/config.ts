@@ -58,6 +58,12 @@ export interface TrainConfig {
    * flattened the latents before the reblurring branch learned to use them (see the README).
    */
   encoderFrom: 'both' | 'reblur';
+  /**
+   * Zero-initialise the modulations' output convolutions (mlp_gamma, mlp_beta; see
+   * zeroModulation in src/models/spade.ts) so that the networks start as their ablation. false
+   * is the official (random) initialisation.
+   */
+  zeroModulation: boolean;
   /** stage 2: PSNRLoss weight per output (official 0.5) */
   psnrWeight: number;
   logEvery: number;
@@ -73,7 +79,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
   spadeHidden: SPADE_HIDDEN,
 };
@@ -125,7 +131,7 @@ export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> =
 /**
  * The configuration a run was started with (its config.json), for --resume: a run continues
  * as it was configured whatever the presets say now. Runs from before `spadeHidden`, `eps`,
- * `identity` and `encoderFrom` existed used the official values.
+ * `identity`, `encoderFrom` and `zeroModulation` existed used the official values.
  */
 export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
   let saved: Partial<TrainConfig> & { ablation?: unknown; init?: unknown };
@@ -137,7 +143,7 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
   const { ablation: _a, init: _i, ...cfg } = saved;
   const preset = cfg.stage ? PRESETS[`cpu-${cfg.stage}`] : undefined;
   if (!preset) throw new Error(`${file}: not a run configuration (no "stage")`);
-  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, identity: COMMON.identity, encoderFrom: COMMON.encoderFrom, ...cfg } as TrainConfig, overrides);
+  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, identity: COMMON.identity, encoderFrom: COMMON.encoderFrom, zeroModulation: COMMON.zeroModulation, ...cfg } as TrainConfig, overrides);
 }
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {

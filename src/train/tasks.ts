@@ -13,6 +13,7 @@ import type { Module } from '../nn/module.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
 import { MultiscaleDiscriminator } from '../models/discriminator.js';
+import { zeroModulation } from '../models/spade.js';
 import { l1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
 import type { RawTensor } from '../engine/io/index.js';
@@ -86,6 +87,7 @@ export class Stage1Task implements Task {
     const reblur = ablation !== 'no-reblur';
     if (!reblur && cfg.encoderFrom === 'reblur') throw new Error('config: encoderFrom "reblur" needs the reblurring branch (not --ablate no-reblur)');
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
+    if (cfg.zeroModulation) zeroModulation(this.g);
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
     if (reblur) {
       this.d = new MultiscaleDiscriminator(cfg.ndfD).train();
@@ -178,6 +180,7 @@ export class Stage2Task implements Task {
     manualSeed(cfg.seed);
     const degradation = ablation !== 'no-degradation';
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation, spadeHidden: cfg.spadeHidden }).train();
+    if (cfg.zeroModulation) zeroModulation(this.g);
     if (o.channelsLast) for (const [, t] of [...this.g.namedParameters(), ...this.g.namedBuffers()]) t.setChannelsLast_();
     if (degradation && init !== 'from-rank-0') {
       if (!init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
