@@ -55,8 +55,8 @@ export interface TrainConfig {
    * reblurring. 'reblur': the deblurring generator reads the latents detached, so the encoder
    * learns only what the reblurring generator needs, i.e. the blur (the deblurring generator
    * sees the blurry image and can do without it). Measured (README, training): the encoder
-   * flattened in the first 500 steps either way; with 'reblur' it then came back (z responds 34%
-   * to blur at 3000 steps).
+   * flattened in the first 500 steps either way; with 'reblur' one run's came back (z responds 34%
+   * to blur at the end of a 3000-step schedule), another's was still flat at step 2000 of 10 000.
    */
   encoderFrom: 'both' | 'reblur';
   /**
