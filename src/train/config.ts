@@ -142,9 +142,10 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
     throw new Error(`${file}: ${(e as Error).message}`);
   }
   const { ablation: _a, init: _i, ...cfg } = saved;
-  const preset = cfg.stage ? PRESETS[`cpu-${cfg.stage}`] : undefined;
-  if (!preset) throw new Error(`${file}: not a run configuration (no "stage")`);
-  return withOverrides({ ...preset, spadeHidden: COMMON.spadeHidden, eps: COMMON.eps, identity: COMMON.identity, encoderFrom: COMMON.encoderFrom, zeroModulation: COMMON.zeroModulation, ...cfg } as TrainConfig, overrides);
+  if (!cfg.stage || !PRESETS[`cpu-${cfg.stage}`]) throw new Error(`${file}: not a run configuration (no "stage")`);
+  // A saved config holds every field that existed when the run started; the ones added since
+  // take their official (COMMON) values, whatever the cpu presets set them to.
+  return withOverrides({ ...COMMON, ...cfg } as TrainConfig, overrides);
 }
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
