@@ -18,13 +18,17 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#ifndef MSDI_NO_PROFILER
 #include <torch/csrc/autograd/profiler_legacy.h>
+#endif
 #include <torch/types.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <torch/version.h>
 
 #include <cstring>
+#include <sstream>
+#include <type_traits>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -393,6 +397,17 @@ Napi::Value SetChannelsLast(const Napi::CallbackInfo& info) {
   })
 }
 
+// moveTo(t, device): moves a tensor (a parameter too) to another device in place: same handle,
+// same autograd identity and requires_grad, new storage; its memory layout is kept.
+Napi::Value MoveTo(const Napi::CallbackInfo& info) {
+  GUARD({
+    auto& t = T(info, 0);
+    auto dev = Dev(S(info, 1));
+    if (t.device() != dev) t.set_data(t.detach().to(dev));
+    return info.Env().Undefined();
+  })
+}
+
 Napi::Value IsChannelsLast(const Napi::CallbackInfo& info) {
   GUARD({
     auto& t = T(info, 0);
@@ -586,7 +601,20 @@ Napi::Value IsInference(const Napi::CallbackInfo& info) {
 
 // ---------------------------------------------------------------- optimiser
 
-std::string StateKey(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// The key under which libtorch's optimisers file a parameter's state: the TensorImpl's address
+// printed as text (libtorch 1.x) or the address itself (2.x); the map's key type says which.
+using StateMap = std::decay_t<decltype(std::declval<torch::optim::Adam&>().state())>;
+template <typename Key>
+Key KeyOf(const c10::TensorImpl* impl) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;  // what c10::guts::to_string did
+    os << static_cast<const void*>(impl);
+    return os.str();
+  } else {
+    return static_cast<Key>(const_cast<c10::TensorImpl*>(impl));
+  }
+}
+StateMap::key_type StateKey(const at::Tensor& p) { return KeyOf<StateMap::key_type>(p.unsafeGetTensorImpl()); }
 
 AdamBox* AdamOf(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsExternal()) throw Napi::TypeError::New(info.Env(), "libtorch: not an optimizer handle");
@@ -661,8 +689,10 @@ Napi::Value AdamSetState(const Napi::CallbackInfo& info) {
     if (k >= b->params.size()) throw std::out_of_range("parameter index out of range");
     auto s = std::make_unique<torch::optim::AdamParamState>();
     s->step(I(info, 2));
-    s->exp_avg(T(info, 3).clone());
-    s->exp_avg_sq(T(info, 4).clone());
+    // Saved state comes from the CPU; it lives where its parameter lives.
+    auto dev = b->params[k].device();
+    s->exp_avg(T(info, 3).to(dev).clone());
+    s->exp_avg_sq(T(info, 4).to(dev).clone());
     b->opt->state()[StateKey(b->params[k])] = std::move(s);
     return info.Env().Undefined();
   })
@@ -697,6 +727,14 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   GUARD({ return Napi::Boolean::New(info.Env(), at::hasCUDA()); })
 }
+// cudnnBenchmark(on): lets cuDNN time its convolution algorithms once per shape and keep the
+// fastest (training sees one crop size, so it pays off after the first steps).
+Napi::Value CudnnBenchmark(const Napi::CallbackInfo& info) {
+  GUARD({
+    at::globalContext().setBenchmarkCuDNN(B(info, 0));
+    return info.Env().Undefined();
+  })
+}
 Napi::Value Version(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), TORCH_VERSION);
 }
@@ -716,11 +754,18 @@ Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
 
 // profile(file|null): starts recording every ATen op (libtorch's legacy profiler) into a
 // chrome://tracing file, or stops and writes it. For finding where time goes (MSDI_PROFILE).
+// MSDI_NO_PROFILER builds without it, for libtorch versions that dropped the legacy profiler.
+#ifndef MSDI_NO_PROFILER
 std::unique_ptr<torch::autograd::profiler::RecordProfile> g_profile;
+#endif
 Napi::Value Profile(const Napi::CallbackInfo& info) {
   GUARD({
+#ifndef MSDI_NO_PROFILER
     g_profile.reset();
     if (info[0].IsString()) g_profile = std::make_unique<torch::autograd::profiler::RecordProfile>(S(info, 0));
+#else
+    if (info[0].IsString()) throw std::runtime_error("profiling: this build has no profiler (MSDI_NO_PROFILER)");
+#endif
     return info.Env().Undefined();
   })
 }
@@ -800,6 +845,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("profile", Profile);
   EXPORT("isChannelsLast", IsChannelsLast);
   EXPORT("setChannelsLast", SetChannelsLast);
+  EXPORT("moveTo", MoveTo);
   EXPORT("instanceNorm", InstanceNorm);
   EXPORT("batchNorm", BatchNorm);
   EXPORT("pad", Pad);
@@ -829,6 +875,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("getNumThreads", GetNumThreads);
   EXPORT("manualSeed", ManualSeed);
   EXPORT("cudaAvailable", CudaAvailable);
+  EXPORT("cudnnBenchmark", CudnnBenchmark);
   EXPORT("version", Version);
   EXPORT("parallelInfo", ParallelInfo);
   EXPORT("releaseFreeMemory", ReleaseFreeMemory);

@@ -59,6 +59,7 @@ export interface NativeBinding {
   profile(file: string | null): void;
   isChannelsLast(t: H): boolean;
   setChannelsLast(t: H): void;
+  moveTo(t: H, device: string): void;
   instanceNorm(x: H, w: MaybeH, b: MaybeH, eps: Num): H;
   batchNorm(x: H, w: MaybeH, b: MaybeH, rm: MaybeH, rv: MaybeH, training: boolean, momentum: Num, eps: Num): H;
   pad(x: H, pads: Num[], mode: string, value: Num): H;
@@ -88,6 +89,7 @@ export interface NativeBinding {
   getNumThreads(): Num;
   manualSeed(seed: Num): void;
   cudaAvailable(): boolean;
+  cudnnBenchmark(on: boolean): void;
   version(): string;
   parallelInfo(): string;
   releaseFreeMemory(): void;

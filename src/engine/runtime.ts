@@ -13,6 +13,8 @@ export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
 export const cudaAvailable = (): boolean => native.cudaAvailable();
+/** cuDNN picks the fastest convolution algorithm per shape after timing them (CUDA only). */
+export const cudnnBenchmark = (on: boolean): void => native.cudnnBenchmark(on);
 export const libtorchVersion = (): string => native.version();
 export const parallelInfo = (): string => native.parallelInfo();
 /** Hands freed heap memory back to the system (glibc malloc_trim); cheap next to a forward pass. */

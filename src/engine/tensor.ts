@@ -286,6 +286,12 @@ export class Tensor {
   channelsLast(): Tensor { return new Tensor(native.contiguousAs(this.handle, true)); }
   /** Re-lays this 4-D tensor out NHWC in place (same tensor for autograd and optimisers). */
   setChannelsLast_(): this { native.setChannelsLast(this.handle); return this; }
+  /** Moves this tensor to `device` in place (same handle, parameters stay parameters). */
+  moveTo_(device: Device): this {
+    native.moveTo(this.handle, device);
+    this.#meta = null;
+    return this;
+  }
   /** True when this 4-D tensor is laid out NHWC (and not also NCHW, as 1x1 images are). */
   get isChannelsLast(): boolean { return native.isChannelsLast(this.handle); }
   detach(): Tensor { return new Tensor(native.detach(this.handle)); }

@@ -59,9 +59,8 @@ export function loadModel(file?: string, o: LoadModelOptions = {}): LoadedModel 
     net.dispose();
     throw e;
   }
-  net.eval();
+  net.to(device).eval();
   prepareForInference(net);
-  if (device !== 'cpu') throw new Error(`device ${device}: moving models to CUDA is not supported yet`);
   return { spec, net, source, device, dispose: () => net.dispose() };
 }
 

@@ -99,6 +99,10 @@ export class Conv2d extends Layer {
     if (this.training) this.unfold();
   }
 
+  protected override onDeviceChange(): void {
+    this.unfold();
+  }
+
   protected override onDispose(): void {
     this.unfold();
   }

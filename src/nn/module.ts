@@ -6,7 +6,7 @@
  * frees them in `dispose()`. Children are registered under their official attribute name;
  * Sequential and ModuleList use indices, gaps included (`mlp_shared.0/2/4`).
  */
-import { Tensor, keep } from '../engine/index.js';
+import { Tensor, keep, type Device } from '../engine/index.js';
 
 export abstract class Module {
   training = true;
@@ -100,6 +100,28 @@ export abstract class Module {
 
   /** Hook for layers that cache derived weights (spectral norm folding). */
   protected onModeChange(): void {}
+
+  /**
+   * Moves every parameter and buffer to `device` in place (the tensors keep their identity,
+   * so optimisers made before still hold them; make them after, as their state lives there too).
+   */
+  to(device: Device): this {
+    for (const [, m] of this.namedModules()) {
+      const own = [...m.#params.values(), ...m.#buffers.values()].filter((t): t is Tensor => t !== null && t.device !== device);
+      if (!own.length) continue;
+      for (const t of own) t.moveTo_(device);
+      m.onDeviceChange();
+    }
+    return this;
+  }
+
+  /** The device of the first parameter ('cpu' for a module without any). */
+  get device(): Device {
+    return this.parameters()[0]?.device ?? 'cpu';
+  }
+
+  /** Hook for layers that cache tensors derived from their weights (they must drop them). */
+  protected onDeviceChange(): void {}
 
   /** Stops gradients for every parameter below this module. */
   freeze(): this {

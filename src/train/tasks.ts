@@ -8,7 +8,7 @@
  * Stage 2 (msdi2_net): the encoder and latent decoder from stage 1, frozen; PSNRLoss on both
  * outputs.
  */
-import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed } from '../engine/index.js';
+import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, type Device } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
@@ -33,6 +33,8 @@ export interface Task {
   readonly optD?: Adam;
   /** the loss reported as the run's main curve */
   readonly lossKey: string;
+  /** where the networks, their optimiser state and the batches live ('cpu', 'cuda') */
+  readonly device: Device;
   /**
    * Data-parallel training: called with each optimiser's parameters after backward and before
    * clipping and the update, to average their gradients across ranks (null: one process).
@@ -41,7 +43,7 @@ export interface Task {
   setLr(lr: number, lrD: number): void;
   /** One optimisation step; returns the loss values. Throws before stepping on a non-finite loss. */
   step(batch: Batch): Record<string, number>;
-  /** N x 3 x H x W blurry -> restored, in eval mode. */
+  /** N x 3 x H x W blurry (on `device`) -> restored, in eval mode. */
   restore(x: Tensor): Tensor;
   dispose(): void;
 }
@@ -50,9 +52,9 @@ export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
 }
 
-function batchTensors(b: Batch): [Tensor, Tensor] {
+function batchTensors(b: Batch, device: Device): [Tensor, Tensor] {
   const shape = [b.n, 3, b.size, b.size];
-  return [Tensor.fromArray(b.blurry, shape), Tensor.fromArray(b.sharp, shape)];
+  return [Tensor.fromArray(b.blurry, shape, { device }), Tensor.fromArray(b.sharp, shape, { device })];
 }
 
 function checkFinite(values: Record<string, number>): void {
@@ -77,20 +79,24 @@ export class Stage1Task implements Task {
   readonly optG: Adam;
   readonly optD?: Adam;
   readonly lossKey = 'l_pix';
+  readonly device: Device;
   syncGrads: ((params: Tensor[]) => void) | null = null;
 
   readonly perceptual?: PerceptualLoss;
 
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss) {
+  /** The networks are made on the CPU (the same initial weights on any device), then moved. */
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss, o: { device?: Device } = {}) {
     manualSeed(cfg.seed);
+    this.device = o.device ?? 'cpu';
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
     const reblur = ablation !== 'no-reblur';
     if (!reblur && cfg.encoderFrom === 'reblur') throw new Error('config: encoderFrom "reblur" needs the reblurring branch (not --ablate no-reblur)');
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
+    this.g.to(this.device);
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
     if (reblur) {
-      this.d = new MultiscaleDiscriminator(cfg.ndfD).train();
+      this.d = new MultiscaleDiscriminator(cfg.ndfD).train().to(this.device);
       this.optD = new Adam(this.d.trainableParameters(), { lr: cfg.lrD, betas: cfg.betas, eps: cfg.eps });
     }
   }
@@ -103,7 +109,7 @@ export class Stage1Task implements Task {
   step(batch: Batch): Record<string, number> {
     const w = this.cfg.weights;
     return tidy(() => {
-      const [blurry, sharp] = batchTensors(batch);
+      const [blurry, sharp] = batchTensors(batch, this.device);
       this.optG.zeroGrad();
       const o = this.g.forward(blurry, this.d ? sharp : null, { encoderFromReblurOnly: this.cfg.encoderFrom === 'reblur' });
       const lPix = l1Loss(o.deblurred, sharp, w.pixel);
@@ -169,6 +175,7 @@ export class Stage2Task implements Task {
   readonly g: MsdiNet;
   readonly optG: Adam;
   readonly lossKey = 'l_psnr';
+  readonly device: Device;
   syncGrads: ((params: Tensor[]) => void) | null = null;
 
   /**
@@ -176,8 +183,9 @@ export class Stage2Task implements Task {
    * 'from-rank-0' on the other ranks of a data-parallel run (rank 0 broadcasts its weights).
    */
   constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string } | 'from-rank-0',
-    o: { channelsLast?: boolean } = {}) {
+    o: { channelsLast?: boolean; device?: Device } = {}) {
     manualSeed(cfg.seed);
+    this.device = o.device ?? 'cpu';
     const degradation = ablation !== 'no-degradation';
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation, spadeHidden: cfg.spadeHidden }).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
@@ -189,6 +197,7 @@ export class Stage2Task implements Task {
       // Non-strict: only the representation is loaded; shapes are still checked.
       loadStateDict(this.g, rep, { strict: false, source: init.source });
     }
+    this.g.to(this.device);
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
   }
 
@@ -198,7 +207,7 @@ export class Stage2Task implements Task {
 
   step(batch: Batch): Record<string, number> {
     return tidy(() => {
-      const [blurry, sharp] = batchTensors(batch);
+      const [blurry, sharp] = batchTensors(batch, this.device);
       this.optG.zeroGrad();
       const o = this.g.forward(blurry);
       const loss = psnrLoss(o.out1, sharp, this.cfg.psnrWeight).add(psnrLoss(o.out2, sharp, this.cfg.psnrWeight));

@@ -1,5 +1,5 @@
 /** Validation during training: PSNR / SSIM of the model's output on held-out pairs (8-bit, as published). */
-import { Tensor, tidy, inferenceMode } from '../engine/index.js';
+import { Tensor, tidy, inferenceMode, type Device } from '../engine/index.js';
 import { psnr, ssim3d } from '../metrics/index.js';
 import type { Image8 } from '../metrics/index.js';
 
@@ -30,14 +30,14 @@ export interface ValResult {
   inputPsnr: number;
 }
 
-/** Runs `restore` (N x 3 x H x W -> same) on every pair and averages the metrics. */
-export function validate(pairs: ValPair[], restore: (x: Tensor) => Tensor): ValResult {
+/** Runs `restore` (N x 3 x H x W on `device` -> same) on every pair and averages the metrics. */
+export function validate(pairs: ValPair[], restore: (x: Tensor) => Tensor, device: Device = 'cpu'): ValResult {
   let p = 0;
   let s = 0;
   let ip = 0;
   for (const pair of pairs) {
     const out = inferenceMode(() => tidy(() => {
-      const x = Tensor.fromArray(pair.blurry, [1, 3, pair.height, pair.width]);
+      const x = Tensor.fromArray(pair.blurry, [1, 3, pair.height, pair.width], { device });
       return restore(x).toFloat32();
     }));
     const pred = chwToImage8(out, pair.width, pair.height);

@@ -1,6 +1,7 @@
 /**
  * msdi train stage1|stage2 --data DIR [--val DIR] --out RUN [--config PRESET|file.json]
  *   [--init STAGE1] [--ablate no-degradation|no-reblur] [--resume] [--iters N] [--stop-after N]
+ *   [--device cpu|cuda]
  *   [--nproc N [--nnodes M --node-rank R --master-addr A --master-port P]]
  *
  * With --nproc / --nnodes this process is torchrun-like launcher (src/train/launch.ts) that runs
@@ -12,11 +13,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, loadRunConfig, PRESETS, type Ablation } from '../../train/config.js';
 import { parse, intOption, UsageError } from '../args.js';
+import { resolveDevice } from '../../engine/index.js';
 
 const HELP = `usage: msdi train stage1|stage2 --data DIR --out RUN [--val DIR] [--config PRESET|file.json]
                   [--init STAGE1_CHECKPOINT] [--ablate no-degradation|no-reblur] [--resume]
                   [--iters N] [--batch N] [--crop N] [--stop-after N] [--seed S] [--workers N]
-                  [--nproc N] [--nnodes M --node-rank R --master-addr HOST] [--master-port P]
+                  [--device cpu|cuda] [--nproc N] [--nnodes M --node-rank R --master-addr HOST] [--master-port P]
 --batch is the global batch: with N processes on M machines each takes batch / (N x M) of it.
 presets: ${Object.keys(PRESETS).join(', ')}`;
 
@@ -42,7 +44,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     data: { type: 'string' }, val: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' },
     init: { type: 'string' }, ablate: { type: 'string' }, resume: { type: 'boolean' }, iters: { type: 'string' },
     batch: { type: 'string' }, crop: { type: 'string' }, 'stop-after': { type: 'string' }, seed: { type: 'string' },
-    workers: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' }, ...LAUNCHER_OPTIONS,
+    workers: { type: 'string' }, device: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' }, ...LAUNCHER_OPTIONS,
   } as const;
   const { values, positionals } = parse(argv, options, 'train');
   if (values.help) return void console.log(HELP);
@@ -68,9 +70,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   });
   if (config.stage !== stage) throw new UsageError(`config ${source} is for ${config.stage}, not ${stage}`);
   const stopAfter = values['stop-after'] === undefined ? undefined : intOption(values['stop-after'], '--stop-after', 1);
+  const device = values.device ?? 'cpu';
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device: expected cpu or cuda, got ${JSON.stringify(device)}`);
 
   const { distEnv } = await import('../../train/distributed.js');
   const rank = distEnv();
+  if (device !== 'cpu' && (rank || Object.keys(LAUNCHER_OPTIONS).some((k) => values[k] !== undefined))) {
+    throw new UsageError('--device cuda: data-parallel training runs on the CPU only for now (one process per GPU is not implemented)');
+  }
+  if (device !== 'cpu') resolveDevice(device); // fails clearly on a libtorch without CUDA
   if (Object.keys(LAUNCHER_OPTIONS).some((k) => values[k] !== undefined)) {
     if (rank) throw new UsageError('--nproc / --nnodes: this process is already a rank of a launched run (RANK and WORLD_SIZE are set)');
     return launchRanks(values, config.batch, ['train', ...withoutLauncherOptions(argv, options)]);
@@ -79,7 +87,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const { train } = await import('../../train/trainer.js');
   const run = {
     config, ablation, data: values.data, val: values.val, out: values.out, resume: values.resume, init: values.init, stopAfter,
-    quiet: values.quiet,
+    quiet: values.quiet, device,
   };
   if (!rank || rank.world === 1) {
     const result = await train(run);

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# One session of msdi training on a lent GPU machine: one that has a CUDA PyTorch (python3 -c
+# 'import torch') but no Node and no internet. It unpacks what scripts/gpu/bundle.sh packed
+# (Node, the npm packages msdi runs on, training photos, a stage-1 representation), builds the
+# addon against that PyTorch's libtorch, checks the CUDA path against the CPU, synthesises the
+# training pairs, trains three runs side by side until the time is up, and exports them:
+#   stage2     msdi2_net with the representation of $BUNDLE/rep.safetensors, frozen
+#   ablation   the same network without the representation (--ablate no-degradation)
+#   stage1     MSDI2E, joint reblurring / deblurring, for blur transfer
+# Both stage-2 runs get the same number of steps (the schedule is sized from a short timed
+# start of all three runs together). Results go to $OUT (weights as float16, logs, checks).
+#
+# Env: BUNDLE (.gpu), OUT (required), BUDGET seconds from start to the end of the exports
+# (560), DEVICE (cuda; cpu rehearses the script on a CPU machine), PAIRS (2400), SHARDS (14),
+# G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
+# BUILD=1 (build the addon with g++ on a CPU rehearsal too).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+t0=$(date +%s)
+B=${BUNDLE:-.gpu}
+BUDGET=${BUDGET:-560}
+DEVICE=${DEVICE:-cuda}
+PAIRS=${PAIRS:-2400}
+SHARDS=${SHARDS:-14}
+WORKERS=${WORKERS:-4}
+: "${OUT:?set OUT to the folder for results}"
+W=${WORK:-/tmp/msdi-gpu}
+mkdir -p "$W/bin" "$OUT"
+log() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+left() { echo $(( t0 + BUDGET - $(date +%s) )); }
+
+# 1. Node and the npm packages
+if ! command -v node >/dev/null; then
+  xz -dc "$B/node.xz" > "$W/bin/node" && chmod +x "$W/bin/node" && export PATH="$W/bin:$PATH"
+fi
+[ -d node_modules/sharp ] || tar -xJf "$B/nm.tar.xz"
+log "node $(node -v)"
+
+# 2. training pairs, in shards (synth is deterministic per pair index), while the addon builds
+data="$W/synth-train"
+if ! ls "$data"/synth-*.json >/dev/null 2>&1; then
+  for i in $(seq 0 $((SHARDS - 1))); do
+    s=$(( i * PAIRS / SHARDS )); e=$(( (i + 1) * PAIRS / SHARDS ))
+    node bin/msdi.js synth --from "$B/photos" --out "$data" --count $((e - s)) --start $s --seed 1 >/dev/null 2>&1 &
+  done
+fi
+
+# 3. the addon, against the libtorch inside PyTorch (no node-gyp: plain g++ with the flags of
+#    scripts/libtorch-config.mjs)
+if [ "$DEVICE" != cpu ] || [ "${BUILD:-0}" = 1 ]; then
+  if [ "$DEVICE" != cpu ]; then
+    LIBTORCH=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+    export LIBTORCH MSDI_C10D=0
+    MSDI_CXX11_ABI=$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))'); export MSDI_CXX11_ABI
+  fi
+  mkdir -p build/Release
+  incs=$(for d in $(node scripts/libtorch-config.mjs include); do printf -- '-I%s ' "$d"; done)
+  defs=$(for d in $(node scripts/libtorch-config.mjs defines); do printf -- '-D%s ' "$d"; done)
+  # shellcheck disable=SC2046,SC2086
+  g++ -std=c++17 -O2 -fPIC -shared -fexceptions -frtti -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 \
+    -DMSDI_NO_PROFILER $(node scripts/libtorch-config.mjs cflags) $defs \
+    -I"$B/include" -Inode_modules/node-addon-api $incs native/msdi.cc native/distributed.cc \
+    -o build/Release/msdi_native.node $(node scripts/libtorch-config.mjs libs) || { log "addon build failed"; exit 1; }
+fi
+log "addon built: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
+wait
+ls "$data"/synth-*.json >/dev/null 2>&1 || { log "synth failed"; exit 1; }
+log "pairs: $(ls "$data/input" | wc -l)"
+
+# 4. the CUDA path against the CPU: the same few training steps, and a deblur
+{
+  small="$W/check-data"; rm -rf "$small"; mkdir -p "$small/input" "$small/target"
+  for f in $(ls "$data/input" | head -8); do cp "$data/input/$f" "$small/input/"; cp "$data/target/$f" "$small/target/"; done
+  echo '{ "preset": "test-stage2", "wf": 8, "spadeHidden": 32, "crop": 64, "batch": 4, "iters": 5, "valEvery": 1000000, "ckptEvery": 5 }' > "$W/check.json"
+  for dev in cpu "$DEVICE"; do
+    rm -rf "$W/check-$dev"
+    node bin/msdi.js train stage2 --data "$small" --out "$W/check-$dev" --init "$B/rep.safetensors" --config "$W/check.json" --device "$dev" --quiet >/dev/null
+  done
+  node -e '
+    const fs = require("fs");
+    const read = (d) => fs.readFileSync(d + "/log.jsonl", "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train").map((r) => r.l_psnr);
+    const [a, b] = [read(process.argv[1]), read(process.argv[2])];
+    console.log("stage-2 losses, cpu:", a.map((v) => v.toFixed(5)).join(" "), "| device:", b.map((v) => v.toFixed(5)).join(" "));
+    console.log("largest difference:", Math.max(...a.map((v, i) => Math.abs(v - b[i]))).toExponential(2));
+  ' "$W/check-cpu" "$W/check-$DEVICE"
+  node bin/msdi.js deblur assets/sample-blurry.png -o "$W/deblur-cpu/s.png" --force >/dev/null
+  node bin/msdi.js deblur assets/sample-blurry.png -o "$W/deblur-dev/s.png" --device "$DEVICE" --force >/dev/null
+  node bin/msdi.js eval --results "$W/deblur-dev" --target "$W/deblur-cpu" --json "$W/deblur-check.json" >/dev/null
+  node -e 'const r = require(process.argv[1]); console.log("deblur on the device vs the CPU:", r.psnr === null ? "identical" : r.psnr.toFixed(2) + " dB")' "$W/deblur-check.json"
+} 2>&1 | tee "$OUT/check.txt"
+log "checks done"
+
+# 5. the three runs: a short timed start together, then the real runs sized to the time left
+G2=${G2:-'{ "preset": "cpu-stage2", "crop": 256, "batch": 16, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
+G1=${G1:-'{ "preset": "cpu-stage1", "identity": 0.25, "encoderFrom": "reblur", "perceptual": "l1", "weights": { "pixel": 10, "gan": 1, "feat": 10, "perceptual": 10 }, "spadeHidden": 32, "crop": 256, "batch": 8, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
+echo "$G2" > "$W/g2.json"; echo "$G1" > "$W/g1.json"
+common=(--data "$data" --workers "$WORKERS" --device "$DEVICE" --quiet)
+runs() { # $1: folder prefix, $2: extra args for every run; $3..5: iters of stage2, ablation, stage1
+  MSDI_THREADS=2 node bin/msdi.js train stage2 "${common[@]}" --out "$1stage2" --config "$W/g2.json" --init "$B/rep.safetensors" $2 --iters "$3" &
+  MSDI_THREADS=2 node bin/msdi.js train stage2 "${common[@]}" --out "$1ablation" --config "$W/g2.json" --ablate no-degradation $2 --iters "$4" &
+  MSDI_THREADS=2 node bin/msdi.js train stage1 "${common[@]}" --out "$1stage1" --config "$W/g1.json" $2 --iters "$5" &
+}
+CAL=${CAL:-40}
+rm -rf "$W"/cal-*
+runs "$W/cal-" "--stop-after $CAL" 100000 100000 100000 >/dev/null
+wait
+# seconds a step of each run, from its last logged stretch (after cuDNN's tuning)
+rate() { node -e 'const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train"); console.log(rows[rows.length - 1].s_per_it)' "$1/log.jsonl"; }
+s2=$(rate "$W/cal-stage2"); sa=$(rate "$W/cal-ablation"); s1=$(rate "$W/cal-stage1")
+train_s=$(( $(left) - 50 ))
+# both stage-2 runs get the steps the slower of them makes; 10% margin for the start and checkpoints
+n2=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.9 / Math.max($s2, $sa) / 50) * 50))")
+n1=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.9 / $s1 / 50) * 50))")
+log "s/step: stage2 $s2, ablation $sa, stage1 $s1 (all three at once); training $train_s s: $n2 stage-2 steps, $n1 stage-1 steps" | tee -a "$OUT/check.txt"
+rm -rf "$W/stage2" "$W/ablation" "$W/stage1"
+runs "$W/" "" "$n2" "$n2" "$n1"
+pids=$(jobs -p)
+# Past the deadline a run is stopped (SIGTERM: it checkpoints first) so that the exports fit.
+( sleep $(( $(left) - 35 )); kill -TERM $pids 2>/dev/null ) &
+watchdog=$!
+wait $pids
+kill $watchdog 2>/dev/null
+log "training done"
+
+# 6. exports (float16) and logs
+for r in stage2 ablation stage1; do
+  node bin/msdi.js export "$W/$r" -o "$OUT/$r.safetensors" --half | tee -a "$OUT/check.txt"
+done
+tar -czf "$OUT/logs.tgz" -C "$W" stage2/log.jsonl stage2/config.json ablation/log.jsonl ablation/config.json stage1/log.jsonl stage1/config.json \
+  cal-stage2/log.jsonl cal-ablation/log.jsonl cal-stage1/log.jsonl 2>/dev/null
+log "done"
