@@ -3,7 +3,8 @@
 # 'import torch') but no Node and no internet. It unpacks what scripts/gpu/bundle.sh packed
 # (Node, the npm packages msdi runs on, training photos, a stage-1 representation), builds the
 # addon against that PyTorch's libtorch, checks the CUDA path against the CPU, synthesises the
-# training pairs, trains three runs side by side until the time is up, and exports them:
+# training pairs, trains runs side by side until the time is up, and exports them (RUNS, default
+# all three):
 #   stage2     msdi2_net with the representation of $BUNDLE/rep.safetensors, frozen
 #   ablation   the same network without the representation (--ablate no-degradation)
 #   stage1     MSDI2E, joint reblurring / deblurring, for blur transfer
@@ -12,8 +13,9 @@
 #
 # Env: BUNDLE (.gpu), OUT (required), BUDGET seconds from start to the end of the exports
 # (560), DEVICE (cuda; cpu rehearses the script on a CPU machine), PAIRS (2400), SHARDS (14),
+# RUNS (stage2 ablation stage1), CAL (steps of the timed start, 100),
 # G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
-# BUILD=1 (build the addon with g++ on a CPU rehearsal too).
+# BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
@@ -67,8 +69,8 @@ wait
 ls "$data"/synth-*.json >/dev/null 2>&1 || { log "synth failed"; exit 1; }
 log "pairs: $(ls "$data/input" | wc -l)"
 
-# 4. the CUDA path against the CPU: the same few training steps, and a deblur
-{
+# 4. the CUDA path against the CPU: the same few training steps, and a deblur (SKIP_CHECKS=1: not)
+[ "${SKIP_CHECKS:-0}" = 1 ] || {
   small="$W/check-data"; rm -rf "$small"; mkdir -p "$small/input" "$small/target"
   for f in $(ls "$data/input" | head -8); do cp "$data/input/$f" "$small/input/"; cp "$data/target/$f" "$small/target/"; done
   echo '{ "preset": "test-stage2", "wf": 8, "spadeHidden": 32, "crop": 64, "batch": 4, "iters": 5, "valEvery": 1000000, "ckptEvery": 5 }' > "$W/check.json"
@@ -86,34 +88,51 @@ log "pairs: $(ls "$data/input" | wc -l)"
   node bin/msdi.js deblur assets/sample-blurry.png -o "$W/deblur-cpu/s.png" --force >/dev/null
   node bin/msdi.js deblur assets/sample-blurry.png -o "$W/deblur-dev/s.png" --device "$DEVICE" --force >/dev/null
   node bin/msdi.js eval --results "$W/deblur-dev" --target "$W/deblur-cpu" --json "$W/deblur-check.json" >/dev/null
-  node -e 'const r = require(process.argv[1]); console.log("deblur on the device vs the CPU:", r.psnr === null ? "identical" : r.psnr.toFixed(2) + " dB")' "$W/deblur-check.json"
+  node -e 'const r = require(process.argv[1]); console.log("deblur on the device vs the CPU:", typeof r.psnr === "number" ? r.psnr.toFixed(2) + " dB" : "identical (" + r.psnr + ")")' "$W/deblur-check.json"
 } 2>&1 | tee "$OUT/check.txt"
 log "checks done"
 
-# 5. the three runs: a short timed start together, then the real runs sized to the time left
+# 5. the runs: a timed start of all of them together, then the real runs sized to the time left
 G2=${G2:-'{ "preset": "cpu-stage2", "crop": 256, "batch": 16, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
 G1=${G1:-'{ "preset": "cpu-stage1", "identity": 0.25, "encoderFrom": "reblur", "perceptual": "l1", "weights": { "pixel": 10, "gan": 1, "feat": 10, "perceptual": 10 }, "spadeHidden": 32, "crop": 256, "batch": 8, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
+RUNS=${RUNS:-stage2 ablation stage1}
 echo "$G2" > "$W/g2.json"; echo "$G1" > "$W/g1.json"
 common=(--data "$data" --workers "$WORKERS" --device "$DEVICE" --quiet)
-runs() { # $1: folder prefix, $2: extra args for every run; $3..5: iters of stage2, ablation, stage1
-  MSDI_THREADS=2 node bin/msdi.js train stage2 "${common[@]}" --out "$1stage2" --config "$W/g2.json" --init "$B/rep.safetensors" $2 --iters "$3" &
-  MSDI_THREADS=2 node bin/msdi.js train stage2 "${common[@]}" --out "$1ablation" --config "$W/g2.json" --ablate no-degradation $2 --iters "$4" &
-  MSDI_THREADS=2 node bin/msdi.js train stage1 "${common[@]}" --out "$1stage1" --config "$W/g1.json" $2 --iters "$5" &
+start_run() { # $1 run, $2 folder, $3 iters, then extra args
+  local r=$1 dir=$2 iters=$3; shift 3
+  case $r in
+    stage2) set -- train stage2 --config "$W/g2.json" --init "$B/rep.safetensors" "$@" ;;
+    ablation) set -- train stage2 --config "$W/g2.json" --ablate no-degradation "$@" ;;
+    stage1) set -- train stage1 --config "$W/g1.json" "$@" ;;
+    *) log "unknown run $r"; return 1 ;;
+  esac
+  MSDI_THREADS=2 node bin/msdi.js "$@" "${common[@]}" --out "$dir" --iters "$iters" &
 }
-CAL=${CAL:-40}
+# The timed start runs CAL steps; the rate is the mean over its logged stretches after the
+# first two (cuDNN's tuning, and every run past its own start, so the contention is the real one).
+CAL=${CAL:-100}
 rm -rf "$W"/cal-*
-runs "$W/cal-" "--stop-after $CAL" 100000 100000 100000 >/dev/null
+for r in $RUNS; do start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >/dev/null; done
 wait
-# seconds a step of each run, from its last logged stretch (after cuDNN's tuning)
-rate() { node -e 'const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train"); console.log(rows[rows.length - 1].s_per_it)' "$1/log.jsonl"; }
-s2=$(rate "$W/cal-stage2"); sa=$(rate "$W/cal-ablation"); s1=$(rate "$W/cal-stage1")
+rate() { node -e '
+  const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train");
+  const late = rows.length > 2 ? rows.slice(2) : rows.slice(-1);
+  console.log(late.reduce((s, r) => s + r.s_per_it, 0) / late.length)' "$1/log.jsonl"; }
 train_s=$(( $(left) - 50 ))
-# both stage-2 runs get the steps the slower of them makes; 10% margin for the start and checkpoints
-n2=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.9 / Math.max($s2, $sa) / 50) * 50))")
-n1=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.9 / $s1 / 50) * 50))")
-log "s/step: stage2 $s2, ablation $sa, stage1 $s1 (all three at once); training $train_s s: $n2 stage-2 steps, $n1 stage-1 steps" | tee -a "$OUT/check.txt"
-rm -rf "$W/stage2" "$W/ablation" "$W/stage1"
-runs "$W/" "" "$n2" "$n2" "$n1"
+declare -A iters
+slow2=0
+for r in $RUNS; do
+  s=$(rate "$W/cal-$r")
+  n=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.85 / $s / 50) * 50))")
+  iters[$r]=$n
+  log "$r: $s s a step (all runs at once): $n steps in $train_s s" | tee -a "$OUT/check.txt"
+done
+# both stage-2 runs get the steps of the slower of them, so that they compare at equal steps
+if [ -n "${iters[stage2]:-}" ] && [ -n "${iters[ablation]:-}" ]; then
+  n=$(( iters[stage2] < iters[ablation] ? iters[stage2] : iters[ablation] ))
+  iters[stage2]=$n; iters[ablation]=$n
+fi
+for r in $RUNS; do rm -rf "${W:?}/$r"; start_run "$r" "$W/$r" "${iters[$r]}"; done
 pids=$(jobs -p)
 # Past the deadline a run is stopped (SIGTERM: it checkpoints first) so that the exports fit.
 ( sleep $(( $(left) - 35 )); kill -TERM $pids 2>/dev/null ) &
@@ -123,9 +142,10 @@ kill $watchdog 2>/dev/null
 log "training done"
 
 # 6. exports (float16) and logs
-for r in stage2 ablation stage1; do
+logs=()
+for r in $RUNS; do
   node bin/msdi.js export "$W/$r" -o "$OUT/$r.safetensors" --half | tee -a "$OUT/check.txt"
+  logs+=("$r/log.jsonl" "$r/config.json" "cal-$r/log.jsonl")
 done
-tar -czf "$OUT/logs.tgz" -C "$W" stage2/log.jsonl stage2/config.json ablation/log.jsonl ablation/config.json stage1/log.jsonl stage1/config.json \
-  cal-stage2/log.jsonl cal-ablation/log.jsonl cal-stage1/log.jsonl 2>/dev/null
+tar -czf "$OUT/logs.tgz" -C "$W" "${logs[@]}" 2>/dev/null
 log "done"

@@ -1,39 +1,34 @@
-// PENDING: not in the suite (scripts/run-tests.mjs runs test/*.test.ts only) until the bundled joint
-// weights (weights/msdi-joint.safetensors) are trained: the level and map checks need a learned
-// representation. Run it with MSDI_JOINT_WEIGHTS=<MSDI2E weights> node --import tsx --test test/pending/reblur.test.ts
 /**
  * Blur transfer with levels (src/eval/reblur.ts), the degradation map
  * (src/eval/degradation-map.ts) and their commands, on the bundled joint weights
  * (weights/msdi-joint.safetensors; MSDI_JOINT_WEIGHTS overrides them, for development).
  * The level and map checks test what trained weights must do (more blur with the level, the
  * sharp image kept at level 0, blurred regions told apart); they print the measured numbers.
- * The images are made here (a procedural scene blurred by the training-data synthesiser), so
- * the test needs no data folder.
+ * Extrapolation past level 1 is checked by test/pending/reblur-extrapolation.test.ts, which
+ * the bundled weights do not pass yet.
+ * The images are made by test/helpers/reblur-pairs.ts (a procedural scene blurred by the
+ * training-data synthesiser), so the test needs no data folder.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createImage, readImageRGB, writeImageRGB, type RGBImage } from '../../src/data/image-io.js';
-import { Rng } from '../../src/data/rng.js';
-import { synthesizePair } from '../../src/data/synth.js';
-import { gradientEnergy } from '../../src/data/synth-stats.js';
-import { DEFAULT_WEIGHTS, loadModel, type LoadedModel } from '../../src/eval/model.js';
-import { reblur, tileStarts } from '../../src/eval/reblur.js';
-import { degradationMap, topEigenvectors } from '../../src/eval/degradation-map.js';
-import { reblurCommand } from '../../src/cli/commands/reblur.js';
-import { degradationCommand } from '../../src/cli/commands/degradation.js';
-import { UsageError } from '../../src/cli/args.js';
-import { MsdiNet } from '../../src/models/msdi-net.js';
-import { saveWeights } from '../../src/nn/state-dict.js';
-import { liveTensors } from '../../src/engine/index.js';
-import { fixturePath } from '../helpers/fixtures.js';
+import { readImageRGB, writeImageRGB, type RGBImage } from '../src/data/image-io.js';
+import { DEFAULT_WEIGHTS, loadModel, type LoadedModel } from '../src/eval/model.js';
+import { reblur, tileStarts } from '../src/eval/reblur.js';
+import { degradationMap, topEigenvectors } from '../src/eval/degradation-map.js';
+import { reblurCommand } from '../src/cli/commands/reblur.js';
+import { degradationCommand } from '../src/cli/commands/degradation.js';
+import { UsageError } from '../src/cli/args.js';
+import { MsdiNet } from '../src/models/msdi-net.js';
+import { saveWeights } from '../src/nn/state-dict.js';
+import { liveTensors } from '../src/engine/index.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { SIDE, levelPairs, levelStats, psnr, scene } from './helpers/reblur-pairs.js';
 
 const WEIGHTS = process.env.MSDI_JOINT_WEIGHTS || DEFAULT_WEIGHTS.joint;
-const SIDE = 192;
-/** Synthesis seeds of the pairs for the level checks: fixed, so the printed numbers compare between runs and weights. */
-const SEEDS = [2, 4, 5];
+const pairs = levelPairs();
 
 function crop(img: RGBImage, side: number): RGBImage {
   const x0 = Math.floor((img.width - side) / 2);
@@ -41,12 +36,6 @@ function crop(img: RGBImage, side: number): RGBImage {
   const data = new Float32Array(side * side * 3);
   for (let y = 0; y < side; y++) data.set(img.data.subarray(((y0 + y) * img.width + x0) * 3, ((y0 + y) * img.width + x0 + side) * 3), y * side * 3);
   return { width: side, height: side, data };
-}
-
-function psnr(a: RGBImage, b: RGBImage): number {
-  let e = 0;
-  for (let i = 0; i < a.data.length; i++) e += (a.data[i] - b.data[i]) ** 2;
-  return 10 * Math.log10(1 / (e / a.data.length));
 }
 
 /** Box blur (radius r, clamped edges) of the columns x0..x1 of an image, in place. */
@@ -89,37 +78,6 @@ async function quiet(fn: () => Promise<void>): Promise<string> {
   return lines.join('\n');
 }
 
-/** A photo-like procedural scene: smooth shading plus many opaque discs of all sizes (edges in every direction). */
-function scene(w: number, h: number, seed: number): RGBImage {
-  const img = createImage(w, h);
-  const r = new Rng(seed);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (y * w + x) * 3;
-    img.data[i] = 0.5 + 0.2 * Math.sin(x * 0.05 + y * 0.03);
-    img.data[i + 1] = 0.5 + 0.2 * Math.sin(y * 0.045);
-    img.data[i + 2] = 0.5;
-  }
-  for (let k = 0; k < Math.round((w * h) / 180); k++) {
-    const cx = r.uniform(0, w);
-    const cy = r.uniform(0, h);
-    const rad = r.logUniform(1.5, 14);
-    const col = [r.float(), r.float(), r.float()];
-    for (let y = Math.max(0, Math.floor(cy - rad)); y < Math.min(h, cy + rad); y++) {
-      for (let x = Math.max(0, Math.floor(cx - rad)); x < Math.min(w, cx + rad); x++) {
-        if ((x - cx) ** 2 + (y - cy) ** 2 <= rad * rad) img.data.set(col, (y * w + x) * 3);
-      }
-    }
-  }
-  return img;
-}
-
-/** Blurry/sharp pairs made as the training data is (camera shake, sensor noise), self-contained and deterministic. */
-const PHOTO = scene(400, 400, 1);
-const pairs = SEEDS.map((seed) => {
-  const p = synthesizePair(PHOTO, new Rng(seed), { size: SIDE, objectProb: 0, defocusProb: 0 });
-  return { seed, sharp: p.sharp, blurry: p.blurry };
-});
-
 test('the joint weights are there', () => {
   assert.ok(existsSync(WEIGHTS), `${WEIGHTS} is missing (the bundled joint weights; MSDI_JOINT_WEIGHTS overrides)`);
 });
@@ -130,33 +88,20 @@ before(() => {
 });
 after(() => model?.dispose());
 
-test('reblur: higher levels blur more, level 0 keeps the sharp image', { skip: !existsSync(WEIGHTS) }, () => {
+test('reblur: levels 0, 0.5, 1 blur more and more, level 0 keeps the sharp image', () => {
   const live = liveTensors();
-  const levels = [0, 0.5, 1, 2];
-  const energy = levels.map(() => 0);
-  let psnr0 = 0;
-  let psnr1 = 0;
-  for (const p of pairs) {
-    for (const [k, level] of levels.entries()) {
-      const out = reblur(model, p.sharp, p.blurry, { level });
-      assert.equal(out.width, SIDE);
-      energy[k] += gradientEnergy(out) / pairs.length;
-      if (level === 0) psnr0 += psnr(out, p.sharp) / pairs.length;
-      if (level === 1) psnr1 += psnr(out, p.sharp) / pairs.length;
-    }
-  }
-  const sharpEnergy = pairs.reduce((s, p) => s + gradientEnergy(p.sharp), 0) / pairs.length;
-  console.log(`# gradient energy x1e3: sharp ${(sharpEnergy * 1e3).toFixed(3)}, ${levels.map((l, k) => `level ${l}: ${(energy[k] * 1e3).toFixed(3)}`).join(', ')}; PSNR vs sharp: level 0 ${psnr0.toFixed(2)} dB, level 1 ${psnr1.toFixed(2)} dB`);
+  const levels = [0, 0.5, 1];
+  const { energy, psnr0, psnr1 } = levelStats(model, pairs, levels);
   for (let k = 1; k < levels.length; k++) {
     assert.ok(energy[k] < energy[k - 1], `level ${levels[k]} (${energy[k]}) should be blurrier than level ${levels[k - 1]} (${energy[k - 1]})`);
   }
-  assert.ok(energy[3] < 0.85 * energy[1], 'level 2 should clearly blur more than level 0.5');
-  assert.ok(psnr0 > 27, `level 0 should stay close to the sharp input (PSNR ${psnr0})`);
-  assert.ok(psnr0 > psnr1 + 3, `level 0 (${psnr0} dB) should be much closer to the sharp input than level 1 (${psnr1} dB)`);
+  assert.ok(energy[2] < 0.8 * energy[0], `level 1 (${energy[2]}) should clearly blur more than level 0 (${energy[0]})`);
+  assert.ok(psnr0 > 35, `level 0 should stay close to the sharp input (PSNR ${psnr0})`);
+  assert.ok(psnr0 > psnr1 + 10, `level 0 (${psnr0} dB) should be much closer to the sharp input than level 1 (${psnr1} dB)`);
   assert.equal(liveTensors(), live, 'reblur leaks no tensors');
 });
 
-test('reblur: any size, tiles agree with the whole image', { skip: !existsSync(WEIGHTS) }, () => {
+test('reblur: any size, tiles agree with the whole image', () => {
   const p = pairs[0];
   const odd = crop(p.sharp, 83);
   const out = reblur(model, odd, p.blurry);
@@ -170,7 +115,7 @@ test('reblur: any size, tiles agree with the whole image', { skip: !existsSync(W
   assert.throws(() => reblur(model, p.sharp, p.blurry, { level: Number.NaN }), /for level/);
 });
 
-test('degradation map: a blurred half and a sharp half of one image differ', { skip: !existsSync(WEIGHTS) }, () => {
+test('degradation map: a blurred half and a sharp half of one image differ', () => {
   const img = { ...pairs[0].sharp, data: Float32Array.from(pairs[0].sharp.data) };
   boxBlurColumns(img, 0, SIDE / 2, 4);
   const map = degradationMap(model, img);
@@ -228,7 +173,7 @@ test('eigenvectors: the top principal directions of a known covariance', () => {
   assert.ok(Math.abs(a[2] - 1) < 1e-6 && Math.abs(b[0] - 1) < 1e-6 && Math.abs(c[3] - 1) < 1e-6);
 });
 
-test('msdi reblur and msdi degradation: happy paths and errors', { skip: !existsSync(WEIGHTS) }, async () => {
+test('msdi reblur and msdi degradation: happy paths and errors', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'msdi-reblur-'));
   try {
     const sharp = join(dir, 'sharp.png');
