@@ -14,7 +14,7 @@ import { train } from '../src/train/trainer.js';
 import { PRESETS, loadConfig, type TrainConfig } from '../src/train/config.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { Stage1Task, Stage2Task, NonFiniteLossError } from '../src/train/tasks.js';
-import { readSafetensors } from '../src/engine/io/index.js';
+import { readSafetensors, writeSafetensors } from '../src/engine/io/index.js';
 import { RunLog } from '../src/train/log.js';
 
 let root: string;
@@ -64,6 +64,45 @@ test('stage 1 trains the joint model with the discriminator, and stage 2 starts 
   const a = readSafetensors(join(s1, 'final.safetensors')).tensors.get('net_prior.layer1.0.weight_orig')!;
   const b = readSafetensors(join(s2, 'final.safetensors')).tensors.get('net_prior.layer1.0.weight_orig')!;
   assert.deepEqual(Buffer.from(b.data), Buffer.from(a.data));
+});
+
+test('fine-tuning: --init with weights of the network a stage trains starts from all of them', async () => {
+  const s1 = join(root, 's1', 'final.safetensors'); // MSDI2E, from the test above
+  const s2 = join(root, 's2', 'final.safetensors'); // msdi2_net
+  const ablation = join(root, 'lower', 'final.safetensors'); // msdi_net without the representation
+  // At learning rate 0 Adam changes nothing: each run ends with the parameters it started from.
+  // (Buffers move in training mode: spectral-norm vectors, batch-norm statistics.)
+  const params = (file: string) => new Map([...readSafetensors(file).tensors].filter(([k]) => !/(weight_[uv]|running_\w+)$/.test(k)));
+  const same = (a: string, b: string) => {
+    const A = params(a);
+    const B = params(b);
+    assert.deepEqual([...A.keys()].sort(), [...B.keys()].sort());
+    for (const [k, t] of A) assert.deepEqual(Buffer.from(B.get(k)!.data), Buffer.from(t.data), k);
+  };
+  const ft2 = join(root, 'ft2');
+  await train({ config: cfg({ iters: 1, lr: 0 }), ablation: 'none', data, out: ft2, init: s2, quiet: true });
+  same(join(ft2, 'final.safetensors'), s2);
+  const ftA = join(root, 'ftA');
+  await train({ config: cfg({ iters: 1, lr: 0 }), ablation: 'no-degradation', data, out: ftA, init: ablation, quiet: true });
+  same(join(ftA, 'final.safetensors'), ablation);
+  const ft1 = join(root, 'ft1');
+  await train({ config: { ...PRESETS['test-stage1'], iters: 1, lr: 0 }, ablation: 'none', data, out: ft1, init: s1, quiet: true });
+  same(join(ft1, 'final.safetensors'), s1);
+  // The representation alone (as scripts/gpu/representation.mts writes it) starts stage 2 like stage-1 weights.
+  const rep = join(root, 'rep.safetensors');
+  writeSafetensors(rep, new Map([...readSafetensors(s1).tensors].filter(([k]) => /^(net_prior|prior_upsampling)\./.test(k))));
+  const fromRep = join(root, 'from-rep');
+  await train({ config: cfg({ iters: 1, lr: 0 }), ablation: 'none', data, out: fromRep, init: rep, quiet: true });
+  const repKey = 'prior_upsampling.conv_latent_up2.conv_block.1.weight_orig';
+  assert.deepEqual(Buffer.from(params(join(fromRep, 'final.safetensors')).get(repKey)!.data), Buffer.from(params(s1).get(repKey)!.data));
+  // What cannot start a run says why, naming the file.
+  const fresh = () => join(mkdtempSync(join(root, 'bad-')), 'run');
+  await assert.rejects(train({ config: cfg({ iters: 1 }), ablation: 'no-degradation', data, out: fresh(), init: s1, quiet: true }),
+    (e: Error) => e.message.includes(s1) && /does not use/.test(e.message));
+  await assert.rejects(train({ config: PRESETS['test-stage1'], ablation: 'none', data, out: fresh(), init: s2, quiet: true }),
+    /stage 1 fine-tunes MSDI2E weights, not msdi2_net/);
+  await assert.rejects(train({ config: cfg({ iters: 1 }), ablation: 'none', data, out: fresh(), init: ablation, quiet: true }),
+    (e: Error) => e.message.includes(ablation) && /missing keys: (net_prior|prior_upsampling)\./.test(e.message));
 });
 
 test('stop and --resume continue bit-for-bit like an uninterrupted run', async () => {

@@ -7,6 +7,10 @@
  * [sharp, reblurred] as fake and [sharp, blurry] as real.
  * Stage 2 (msdi2_net): the encoder and latent decoder from stage 1, frozen; PSNRLoss on both
  * outputs.
+ *
+ * Fine-tuning: given weights of the network a stage trains (MSDI2E for stage 1; msdi2_net, or
+ * msdi_net for the ablation, for stage 2), a run starts from all of them instead of from scratch
+ * (the discriminator and the optimiser state start fresh).
  */
 import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, type Device } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
@@ -16,6 +20,7 @@ import { MultiscaleDiscriminator } from '../models/discriminator.js';
 import { zeroModulation } from '../models/spade.js';
 import { l1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
+import { detectArch } from '../models/registry.js';
 import type { RawTensor } from '../engine/io/index.js';
 import type { TrainConfig, Ablation } from './config.js';
 
@@ -70,6 +75,20 @@ function splitPreds(preds: Tensor[][]): [Tensor[][], Tensor[][]] {
   return [fake, real];
 }
 
+/** Weights (or a checkpoint's network) that a run starts from, and where they came from. */
+export interface InitWeights {
+  tensors: Map<string, RawTensor>;
+  source: string;
+}
+
+/** Keys of the degradation representation: the encoder and the latent decoder. */
+const isRepresentationKey = (k: string): boolean => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.');
+
+/** The architecture of `init`, for choosing what to load; a clear error for weights of no known network. */
+function initArch(init: InitWeights): string {
+  return detectArch(init.tensors, init.source).arch;
+}
+
 /** The pixel-space stand-in for the VGG perceptual term (see TrainConfig.perceptual). */
 const PIXEL_L1: PerceptualLoss = { name: 'l1', compute: (pred, target) => l1Loss(pred, target), dispose: () => {} };
 
@@ -84,8 +103,13 @@ export class Stage1Task implements Task {
 
   readonly perceptual?: PerceptualLoss;
 
-  /** The networks are made on the CPU (the same initial weights on any device), then moved. */
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss, o: { device?: Device } = {}) {
+  /**
+   * The networks are made on the CPU (the same initial weights on any device), then moved.
+   * init: MSDI2E weights to fine-tune from (all of the generator; the discriminator starts fresh),
+   * or 'from-rank-0' on the other ranks of a data-parallel run.
+   */
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss,
+    o: { device?: Device; init?: InitWeights | 'from-rank-0' } = {}) {
     manualSeed(cfg.seed);
     this.device = o.device ?? 'cpu';
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
@@ -93,6 +117,16 @@ export class Stage1Task implements Task {
     if (!reblur && cfg.encoderFrom === 'reblur') throw new Error('config: encoderFrom "reblur" needs the reblurring branch (not --ablate no-reblur)');
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
+    if (o.init && o.init !== 'from-rank-0') {
+      try {
+        const arch = initArch(o.init);
+        if (arch !== 'MSDI2E') throw new Error(`${o.init.source}: stage 1 fine-tunes MSDI2E weights, not ${arch}`);
+        loadStateDict(this.g, o.init.tensors, { source: o.init.source }); // strict: same widths, same branches
+      } catch (e) {
+        this.g.dispose();
+        throw e;
+      }
+    }
     this.g.to(this.device);
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
     if (reblur) {
@@ -179,10 +213,12 @@ export class Stage2Task implements Task {
   syncGrads: ((params: Tensor[]) => void) | null = null;
 
   /**
-   * init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen, or
-   * 'from-rank-0' on the other ranks of a data-parallel run (rank 0 broadcasts its weights).
+   * init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen; or
+   * weights of this very network (msdi2_net, msdi_net for the ablation) to fine-tune, all of
+   * them (the representation stays frozen); or 'from-rank-0' on the other ranks of a
+   * data-parallel run (rank 0 broadcasts its weights).
    */
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: { tensors: Map<string, RawTensor>; source: string } | 'from-rank-0',
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: InitWeights | 'from-rank-0',
     o: { channelsLast?: boolean; device?: Device } = {}) {
     manualSeed(cfg.seed);
     this.device = o.device ?? 'cpu';
@@ -190,15 +226,32 @@ export class Stage2Task implements Task {
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation, spadeHidden: cfg.spadeHidden }).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
     if (o.channelsLast) for (const [, t] of [...this.g.namedParameters(), ...this.g.namedBuffers()]) t.setChannelsLast_();
-    if (degradation && init !== 'from-rank-0') {
-      if (!init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
-      const rep = new Map([...init.tensors].filter(([k]) => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.')));
-      if (!rep.size) throw new Error(`${init.source}: has no net_prior / prior_upsampling weights (not a stage-1 model)`);
-      // Non-strict: only the representation is loaded; shapes are still checked.
-      loadStateDict(this.g, rep, { strict: false, source: init.source });
+    try {
+      if (init && init !== 'from-rank-0') this.#initialise(init, degradation);
+      else if (degradation && !init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
+    } catch (e) {
+      this.g.dispose();
+      throw e;
     }
     this.g.to(this.device);
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
+  }
+
+  #initialise(init: InitWeights, degradation: boolean): void {
+    // A file of the representation alone (scripts/gpu/representation.mts) counts as stage-1 weights.
+    const representation = [...init.tensors.keys()].every(isRepresentationKey);
+    const arch = representation ? 'MSDI2E' : initArch(init);
+    if (arch === 'MSDI2E') {
+      if (!degradation) throw new Error(`${init.source}: a stage-1 representation, which --ablate no-degradation does not use`);
+      const rep = new Map([...init.tensors].filter(([k]) => isRepresentationKey(k)));
+      // Non-strict: only the representation is loaded; shapes are still checked.
+      loadStateDict(this.g, rep, { strict: false, source: init.source });
+    } else if (arch === 'msdi2_net' || arch === 'msdi_net') {
+      // Fine-tuning: every weight, strictly (the same width, SPADE width and representation).
+      loadStateDict(this.g, init.tensors, { source: init.source });
+    } else {
+      throw new Error(`${init.source}: stage 2 starts from stage-1 (MSDI2E) or stage-2 (msdi2_net) weights, not ${arch}`);
+    }
   }
 
   setLr(lr: number): void {

@@ -21,7 +21,7 @@ import { validate, type ValPair, type ValResult } from './validate.js';
 import {
   checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readCheckpointModel, saveCheckpoint, type CheckpointMeta,
 } from './checkpoint.js';
-import { Stage1Task, Stage2Task, NonFiniteLossError, type Task } from './tasks.js';
+import { Stage1Task, Stage2Task, NonFiniteLossError, type Task, type InitWeights } from './tasks.js';
 import type { TrainConfig, Ablation } from './config.js';
 import { readWeightsFile } from '../engine/io/index.js';
 import { cudnnBenchmark, type Device } from '../engine/index.js';
@@ -40,7 +40,10 @@ export interface TrainOptions {
   out: string;
   /** continue from the newest checkpoint in `out` */
   resume?: boolean;
-  /** stage 2: stage-1 checkpoint or MSDI2E weights providing the representation */
+  /**
+   * stage 2: a stage-1 checkpoint or MSDI2E weights providing the representation; either
+   * stage: weights (or a checkpoint) of the network it trains, to fine-tune
+   */
   init?: string;
   /** stop (with a checkpoint) after this many steps in this invocation */
   stopAfter?: number;
@@ -63,8 +66,7 @@ export interface TrainResult {
 function makeTask(o: TrainOptions): Task {
   const cfg = o.config;
   const device = o.device ?? 'cpu';
-  if (cfg.stage === 'stage1') return new Stage1Task(cfg, o.ablation, undefined, { device });
-  let init: { tensors: Map<string, import('../engine/io/index.js').RawTensor>; source: string } | 'from-rank-0' | undefined;
+  let init: InitWeights | 'from-rank-0' | undefined;
   if (o.init && o.group && o.group.rank > 0) {
     init = 'from-rank-0'; // only rank 0 reads the file (it may exist on its machine only)
   } else if (o.init) {
@@ -72,10 +74,11 @@ function makeTask(o: TrainOptions): Task {
     try {
       tensors = readCheckpointModel(o.init).tensors;
     } catch {
-      tensors = readWeightsFile(o.init); // plain MSDI2E weights
+      tensors = readWeightsFile(o.init); // plain weights: MSDI2E for the representation, or the network to fine-tune
     }
     init = { tensors, source: o.init };
   }
+  if (cfg.stage === 'stage1') return new Stage1Task(cfg, o.ablation, undefined, { device, init });
   // NHWC parameters: activations stay NHWC through the network (about 25% faster at wf 8 here).
   return new Stage2Task(cfg, o.ablation, init, { channelsLast: process.env.MSDI_CHANNELS_LAST !== '0', device });
 }

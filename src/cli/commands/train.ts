@@ -1,6 +1,6 @@
 /**
  * msdi train stage1|stage2 --data DIR [--val DIR] --out RUN [--config PRESET|file.json]
- *   [--init STAGE1] [--ablate no-degradation|no-reblur] [--resume] [--iters N] [--stop-after N]
+ *   [--init WEIGHTS] [--ablate no-degradation|no-reblur] [--resume] [--iters N] [--stop-after N]
  *   [--device cpu|cuda]
  *   [--nproc N [--nnodes M --node-rank R --master-addr A --master-port P]]
  *
@@ -16,9 +16,11 @@ import { parse, intOption, UsageError } from '../args.js';
 import { resolveDevice } from '../../engine/index.js';
 
 const HELP = `usage: msdi train stage1|stage2 --data DIR --out RUN [--val DIR] [--config PRESET|file.json]
-                  [--init STAGE1_CHECKPOINT] [--ablate no-degradation|no-reblur] [--resume]
+                  [--init WEIGHTS] [--ablate no-degradation|no-reblur] [--resume]
                   [--iters N] [--batch N] [--crop N] [--stop-after N] [--seed S] [--workers N]
                   [--device cpu|cuda] [--nproc N] [--nnodes M --node-rank R --master-addr HOST] [--master-port P]
+--init: for stage 2, a stage-1 checkpoint or MSDI2E weights (its representation, frozen); for
+either stage, weights or a checkpoint of the network it trains, to fine-tune from.
 --batch is the global batch: with N processes on M machines each takes batch / (N x M) of it.
 presets: ${Object.keys(PRESETS).join(', ')}`;
 
