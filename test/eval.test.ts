@@ -18,6 +18,7 @@ import {
 import { evalCommand } from '../src/cli/commands/eval.js';
 import { loadImage8, psnr, type Image8 } from '../src/metrics/index.js';
 import type { RGBImage } from '../src/data/image-io.js';
+import { captureLog } from './helpers/console.js';
 
 const expected = JSON.parse(readFileSync(join(FIXTURES, 'fixtures.json'), 'utf8')).metrics as {
   target: string; output: string; psnr: number; ssim_3d: number; ssim_per_channel: number;
@@ -25,19 +26,6 @@ const expected = JSON.parse(readFileSync(join(FIXTURES, 'fixtures.json'), 'utf8'
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'msdi-eval-'));
-}
-
-/** Runs `fn` with console.log captured; returns what was printed. */
-async function captureLog(fn: () => Promise<void>): Promise<string> {
-  const lines: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-  try {
-    await fn();
-  } finally {
-    console.log = orig;
-  }
-  return lines.join('\n');
 }
 
 /** Deterministic pseudo-random generator (mulberry32). */

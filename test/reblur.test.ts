@@ -25,7 +25,8 @@ import { MsdiNet } from '../src/models/msdi-net.js';
 import { saveWeights } from '../src/nn/state-dict.js';
 import { liveTensors } from '../src/engine/index.js';
 import { fixturePath } from './helpers/fixtures.js';
-import { SIDE, levelPairs, levelStats, psnr, scene } from './helpers/reblur-pairs.js';
+import { SIDE, levelPairs, levelStats, psnr } from './helpers/reblur-pairs.js';
+import { captureLog } from './helpers/console.js';
 
 const WEIGHTS = process.env.MSDI_JOINT_WEIGHTS || DEFAULT_WEIGHTS.joint;
 const pairs = levelPairs();
@@ -64,18 +65,6 @@ function regionStats(map: RGBImage, x0: number, x1: number): { mean: number[]; s
     spread += Math.hypot(...[0, 1, 2].map((c) => map.data[(y * map.width + x) * 3 + c] - mean[c]));
   }
   return { mean, spread: spread / n };
-}
-
-async function quiet(fn: () => Promise<void>): Promise<string> {
-  const lines: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-  try {
-    await fn();
-  } finally {
-    console.log = orig;
-  }
-  return lines.join('\n');
 }
 
 test('the joint weights are there', () => {
@@ -182,12 +171,12 @@ test('msdi reblur and msdi degradation: happy paths and errors', async () => {
     await writeImageRGB(blurry, pairs[1].blurry);
     const out = join(dir, 'out.png');
     const w = ['--weights', WEIGHTS];
-    const log = await quiet(() => reblurCommand([sharp, '--like', blurry, '--level', '1.5', '-o', out, ...w]));
+    const log = await captureLog(() => reblurCommand([sharp, '--like', blurry, '--level', '1.5', '-o', out, ...w]));
     assert.match(log, /reblurred like .* at level 1.5/);
     const img = await readImageRGB(out);
     assert.deepEqual([img.width, img.height], [96, 96]);
     await assert.rejects(reblurCommand([sharp, '--like', blurry, '-o', out, ...w]), /out.png: already exists \(--force to overwrite\)/);
-    await quiet(() => reblurCommand([sharp, '--like', blurry, '-o', out, '--force', ...w]));
+    await captureLog(() => reblurCommand([sharp, '--like', blurry, '-o', out, '--force', ...w]));
     await assert.rejects(reblurCommand([join(dir, 'nope.png'), '--like', blurry, '-o', join(dir, 'x.png'), ...w]), /nope.png: no such file/);
     await assert.rejects(reblurCommand([sharp, '--like', blurry, '-o', join(dir, 'x.png'), '--weights', join(dir, 'nope.safetensors')]), /nope.safetensors: no such file/);
     await assert.rejects(reblurCommand([sharp, '--like', blurry, '--level', '3', '-o', join(dir, 'x.png'), ...w]), UsageError);
@@ -203,7 +192,7 @@ test('msdi reblur and msdi degradation: happy paths and errors', async () => {
     assert.ok(!existsSync(join(dir, 'x.png')), 'failed runs write nothing');
 
     const map = join(dir, 'map.png');
-    const mlog = await quiet(() => degradationCommand([blurry, '-o', map, '--overlay', '0.5', ...w]));
+    const mlog = await captureLog(() => degradationCommand([blurry, '-o', map, '--overlay', '0.5', ...w]));
     assert.match(mlog, /degradation map of/);
     const mi = await readImageRGB(map);
     assert.deepEqual([mi.width, mi.height], [SIDE, SIDE]);

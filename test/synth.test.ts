@@ -18,46 +18,15 @@ import {
   type SynthOptions,
 } from '../src/data/synth.js';
 import { blurMagnitudeMap, gradientEnergy, summarizeTileMap } from '../src/data/synth-stats.js';
+import { discScene } from './helpers/scenes.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURE = resolve(ROOT, '../shared/fixtures/metric_0_target.png');
 
-/** A photo-like procedural texture: smooth shading plus many opaque discs of all sizes (edges everywhere, all orientations). */
-function texture(w: number, h: number, seed: number): RGBImage {
-  const img = createImage(w, h);
-  const r = new Rng(seed);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 3;
-      img.data[i] = 0.5 + 0.2 * Math.sin(x * 0.05 + y * 0.03);
-      img.data[i + 1] = 0.5 + 0.2 * Math.sin(y * 0.045);
-      img.data[i + 2] = 0.5;
-    }
-  }
-  const n = Math.round((w * h) / 180);
-  for (let k = 0; k < n; k++) {
-    const cx = r.uniform(0, w);
-    const cy = r.uniform(0, h);
-    const rad = r.logUniform(1.5, 14);
-    const col = [r.float(), r.float(), r.float()];
-    for (let y = Math.max(0, Math.floor(cy - rad)); y < Math.min(h, cy + rad); y++) {
-      for (let x = Math.max(0, Math.floor(cx - rad)); x < Math.min(w, cx + rad); x++) {
-        if ((x - cx) ** 2 + (y - cy) ** 2 <= rad * rad) {
-          const i = (y * w + x) * 3;
-          img.data[i] = col[0]!;
-          img.data[i + 1] = col[1]!;
-          img.data[i + 2] = col[2]!;
-        }
-      }
-    }
-  }
-  return img;
-}
-
 const bytesOf = (img: RGBImage) => Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
-const PHOTO = texture(400, 400, 1);
+const PHOTO = discScene(400, 400, 1);
 const SMALL: SynthOptions = { size: 160, maxDownscale: 1.5 };
 
 const tmpDirs: string[] = [];
@@ -256,8 +225,8 @@ describe('image io', () => {
 describe('synthFolder', () => {
   test('GoPro layout, deterministic for a seed', async () => {
     const photos = await tmp();
-    await writeImageRGB(join(photos, 'p0.png'), texture(300, 240, 2));
-    await writeImageRGB(join(photos, 'p1.png'), texture(260, 300, 3));
+    await writeImageRGB(join(photos, 'p0.png'), discScene(300, 240, 2));
+    await writeImageRGB(join(photos, 'p1.png'), discScene(260, 300, 3));
     if (existsSync(FIXTURE)) await copyFile(FIXTURE, join(photos, 'fixture.png'));
     const outA = await tmp();
     const outB = await tmp();

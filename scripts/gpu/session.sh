@@ -16,6 +16,8 @@
 # RUNS (stage2 ablation stage1), CAL (steps of the timed start, 100),
 # G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
 # BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks).
+# INIT2 / INITA / INIT1: weights each run starts from, to continue earlier sessions' exports by
+# fine-tuning (default: stage 2 from $BUNDLE/rep.safetensors, the others from scratch).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
@@ -101,9 +103,9 @@ common=(--data "$data" --workers "$WORKERS" --device "$DEVICE" --quiet)
 start_run() { # $1 run, $2 folder, $3 iters, then extra args
   local r=$1 dir=$2 iters=$3; shift 3
   case $r in
-    stage2) set -- train stage2 --config "$W/g2.json" --init "$B/rep.safetensors" "$@" ;;
-    ablation) set -- train stage2 --config "$W/g2.json" --ablate no-degradation "$@" ;;
-    stage1) set -- train stage1 --config "$W/g1.json" "$@" ;;
+    stage2) set -- train stage2 --config "$W/g2.json" --init "${INIT2:-$B/rep.safetensors}" "$@" ;;
+    ablation) set -- train stage2 --config "$W/g2.json" --ablate no-degradation ${INITA:+--init "$INITA"} "$@" ;;
+    stage1) set -- train stage1 --config "$W/g1.json" ${INIT1:+--init "$INIT1"} "$@" ;;
     *) log "unknown run $r"; return 1 ;;
   esac
   MSDI_THREADS=2 node bin/msdi.js "$@" "${common[@]}" --out "$dir" --iters "$iters" &

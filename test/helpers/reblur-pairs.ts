@@ -4,7 +4,8 @@
  * tests need no data folder, and the measurements the level checks assert on.
  */
 import assert from 'node:assert/strict';
-import { createImage, type RGBImage } from '../../src/data/image-io.js';
+import type { RGBImage } from '../../src/data/image-io.js';
+import { discScene } from './scenes.js';
 import { Rng } from '../../src/data/rng.js';
 import { synthesizePair } from '../../src/data/synth.js';
 import { gradientEnergy } from '../../src/data/synth-stats.js';
@@ -27,33 +28,9 @@ export function psnr(a: RGBImage, b: RGBImage): number {
   return 10 * Math.log10(1 / (e / a.data.length));
 }
 
-/** A photo-like procedural scene: smooth shading plus many opaque discs of all sizes (edges in every direction). */
-export function scene(w: number, h: number, seed: number): RGBImage {
-  const img = createImage(w, h);
-  const r = new Rng(seed);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (y * w + x) * 3;
-    img.data[i] = 0.5 + 0.2 * Math.sin(x * 0.05 + y * 0.03);
-    img.data[i + 1] = 0.5 + 0.2 * Math.sin(y * 0.045);
-    img.data[i + 2] = 0.5;
-  }
-  for (let k = 0; k < Math.round((w * h) / 180); k++) {
-    const cx = r.uniform(0, w);
-    const cy = r.uniform(0, h);
-    const rad = r.logUniform(1.5, 14);
-    const col = [r.float(), r.float(), r.float()];
-    for (let y = Math.max(0, Math.floor(cy - rad)); y < Math.min(h, cy + rad); y++) {
-      for (let x = Math.max(0, Math.floor(cx - rad)); x < Math.min(w, cx + rad); x++) {
-        if ((x - cx) ** 2 + (y - cy) ** 2 <= rad * rad) img.data.set(col, (y * w + x) * 3);
-      }
-    }
-  }
-  return img;
-}
-
 /** Blurry/sharp pairs made as the training data is (camera shake, sensor noise), self-contained and deterministic. */
 export function levelPairs(): LevelPair[] {
-  const photo = scene(400, 400, 1);
+  const photo = discScene(400, 400, 1);
   return SEEDS.map((seed) => {
     const p = synthesizePair(photo, new Rng(seed), { size: SIDE, objectProb: 0, defocusProb: 0 });
     return { seed, sharp: p.sharp, blurry: p.blurry };
