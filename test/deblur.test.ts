@@ -21,7 +21,7 @@ import { F, Tensor, manualSeed, tidy } from '../src/engine/index.js';
 import { MsdiNet } from '../src/models/msdi-net.js';
 import { saveWeights } from '../src/nn/state-dict.js';
 import { DEFAULT_WEIGHTS, deblurFn, loadModel, type LoadedModel } from '../src/eval/model.js';
-import { deblurImage, planFor } from '../src/eval/deblur.js';
+import { deblurImage, planFor, selfEnsemble } from '../src/eval/deblur.js';
 import {
   TileAccumulator, extractTile, featherGrid, featherPositions, featherWindows, officialGrid, officialPositions,
   reflectIndex, tileAt, tileCount, windowSum, type TilePlan,
@@ -360,6 +360,26 @@ describe('deblurImage', () => {
     const b = deblurImage(model, img, { tile: 32, overlap: 8, batch: 3 });
     assert.ok(maxAbsDiff(a.data, b.data) < 1e-5);
     assert.throws(() => deblurImage(model, img, { tile: 40 }), /multiple of 16/);
+  });
+
+  test('self-ensemble: each orientation is turned back before averaging', () => {
+    const x = Tensor.rand([2, 3, 32, 48]);
+    try {
+      // an orientation-blind function comes out unchanged
+      const same = tidy(() => selfEnsemble((t) => t.mul(2))(x).sub(x.mul(2)).abs().max().item());
+      assert.ok(same < 1e-6, `scaling: ${same}`);
+      // a function that sees orientation (it adds a ramp along the width of what it is given):
+      // the 8 views see the ramp along both axes and both ways, so on average it becomes
+      // its mean value, 0.5 everywhere; a forgotten inverse leaves a ramp or the wrong shape
+      const ramp = (t: Tensor) => tidy(() => {
+        const w = t.size(3);
+        return t.add(Tensor.arange(0, w).add(0.5).div(w).reshape([1, 1, 1, w]));
+      });
+      const diff = tidy(() => selfEnsemble(ramp)(x).sub(x.add(0.5)).abs().max().item());
+      assert.ok(diff < 1e-5, `ramp: ${diff}`);
+    } finally {
+      x.dispose();
+    }
   });
 });
 

@@ -288,6 +288,7 @@ test('msdi eval --input/--target runs the model (fixture weights), saves and rep
     const again = await scoreFolders({ results: save, target: root });
     assert.deepEqual(again.images, report.images);
     await assert.rejects(evalCommand(['--results', save, '--target', root, '--grid', 'official']), /does not apply to --results/);
+    await assert.rejects(evalCommand(['--results', save, '--target', root, '--ensemble']), /--ensemble runs the model; it does not apply to --results/);
     await assert.rejects(evalCommand(['--input', root, '--grid', 'tiles']), /expected official or feather for --grid/);
   } finally {
     rmSync(root, { recursive: true, force: true });

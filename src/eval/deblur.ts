@@ -21,6 +21,32 @@ export interface DeblurOptions {
   onProgress?: (done: number, total: number) => void;
   /** Checked before every batch of tiles: once aborted, deblurImage stops there and throws the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Self-ensemble (the restoration literature's test-time augmentation): every tile is restored
+   * in the 8 orientations of the square (flips and transposes), each result turned back and the
+   * 8 averaged. 8 times the work; off by default, and not what the paper's numbers use.
+   */
+  ensemble?: boolean;
+}
+
+/** The 8 orientations of a square as (forward, inverse) on N x C x H x W tensors. */
+const ORIENTATIONS: Array<[(x: Tensor) => Tensor, (y: Tensor) => Tensor]> = [false, true].flatMap((t) =>
+  [[], [3], [2], [2, 3]].map((dims): [(x: Tensor) => Tensor, (y: Tensor) => Tensor] => {
+    const flip = (x: Tensor) => (dims.length ? x.flip(dims) : x);
+    const transpose = (x: Tensor) => (t ? x.transpose(2, 3) : x);
+    return [(x) => transpose(flip(x)), (y) => flip(transpose(y))];
+  }));
+
+/** `fn` averaged over the 8 orientations (its input and output: N x 3 x H x W). */
+export function selfEnsemble(fn: (x: Tensor) => Tensor): (x: Tensor) => Tensor {
+  return (x) => tidy(() => {
+    let sum: Tensor | null = null;
+    for (const [forward, inverse] of ORIENTATIONS) {
+      const y = inverse(fn(forward(x).contiguous()));
+      sum = sum ? sum.add(y) : y;
+    }
+    return sum!.div(ORIENTATIONS.length);
+  });
 }
 
 /** The tile plan deblurImage would use for an image of this size. */
@@ -43,7 +69,7 @@ export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions 
   const per = 3 * th * tw;
   const buf = new Float32Array(Math.min(batch, total) * per);
   const acc = new TileAccumulator(plan);
-  const fn = deblurFn(model);
+  const fn = o.ensemble ? selfEnsemble(deblurFn(model)) : deblurFn(model);
   for (let first = 0; first < total; first += batch) {
     o.signal?.throwIfAborted();
     const n = Math.min(batch, total - first);

@@ -27,6 +27,7 @@ const HELP = `usage: msdi deblur <files or folders...> -o <file or folder> [opti
   --tile N               crop size the network sees, a multiple of 16 (default 256)
   --overlap N            least overlap between feather tiles in px (default 32; feather only)
   --batch N              tiles per forward pass (default 4 for wf <= 16, else 1)
+  --ensemble             self-ensemble: average the 8 flips/transposes of every tile (8x the time)
   --format png|jpg|webp|tif  output format (default: the input's)
   --quality N            JPEG / WebP quality (default 95)
   --max-pixels N         refuse larger images (default ${DEFAULT_MAX_PIXELS})
@@ -75,7 +76,7 @@ export async function deblurCommand(argv: string[]): Promise<void> {
     out: { type: 'string', short: 'o' }, weights: { type: 'string' }, device: { type: 'string' },
     grid: { type: 'string' }, tile: { type: 'string' }, overlap: { type: 'string' }, batch: { type: 'string' },
     format: { type: 'string' }, quality: { type: 'string' }, 'max-pixels': { type: 'string' },
-    force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    force: { type: 'boolean' }, ensemble: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, 'deblur');
   if (values.help) return void console.log(HELP);
   if (positionals.length === 0 || !values.out) throw new UsageError(HELP.split('\n')[0]);
@@ -143,7 +144,7 @@ export async function deblurCommand(argv: string[]): Promise<void> {
         const total = tileCount(planFor(height, width, { grid, tile, overlap }));
         const label = jobs.length > 1 ? `${basename(j.input)} (${k + 1}/${jobs.length})` : basename(j.input);
         const bar = new Progress(label, total, 'tile');
-        const rgb = deblurImage(model, img.rgb, { grid, tile, overlap, batch, onProgress: (done) => bar.update(done) });
+        const rgb = deblurImage(model, img.rgb, { grid, tile, overlap, batch, ensemble: values.ensemble, onProgress: (done) => bar.update(done) });
         await writeImageFile(j.output, { ...img, rgb }, { force, quality, format: j.format });
         bar.done(`${width}x${height}, ${total} tiles -> ${j.output}`);
       } catch (e) {

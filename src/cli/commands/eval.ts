@@ -11,10 +11,11 @@ import { evaluateModel, formatTable, matchInputFolders, scoreFolders, writeRepor
 import { parse, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
 
-const HELP = `usage: msdi eval --input DIR --target DIR [--weights W] [--grid feather|official] [--save DIR] [--json FILE] [--per-image]
+const HELP = `usage: msdi eval --input DIR --target DIR [--weights W] [--grid feather|official] [--ensemble] [--save DIR] [--json FILE] [--per-image]
        msdi eval --results DIR --target DIR [--input DIR] [--json FILE] [--per-image]
 A folder with input/ and target/ subfolders (GoPro layout) can be given for --input or --target.
 --grid official (default) is the paper's 256x256 tiling; feather blends overlapping tiles without seams.
+--ensemble averages the 8 flips/transposes of every tile (self-ensemble; not what the paper reports).
 Metrics: 8-bit RGB, crop_border 0; SSIM = the official 3-D SSIM, SSIM/ch = classic per-channel SSIM.`;
 
 const GRIDS = ['official', 'feather'] as const;
@@ -24,7 +25,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
     input: { type: 'string' }, target: { type: 'string' }, results: { type: 'string' }, weights: { type: 'string' },
     grid: { type: 'string' }, json: { type: 'string' }, save: { type: 'string' }, 'per-image': { type: 'boolean' },
-    help: { type: 'boolean' },
+    ensemble: { type: 'boolean' }, help: { type: 'boolean' },
   }, 'eval');
   if (values.help) return void console.log(HELP);
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (${HELP.split('\n')[0]})`);
@@ -41,7 +42,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
 
   let report: EvalReport;
   if (values.results !== undefined) {
-    for (const k of ['weights', 'grid', 'save'] as const) {
+    for (const k of ['weights', 'grid', 'save', 'ensemble'] as const) {
       if (values[k] !== undefined) throw new UsageError(`--${k} runs the model; it does not apply to --results`);
     }
     if (!values.target) throw new UsageError('expected --target DIR with --results DIR');
@@ -54,7 +55,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
       const { deblurImage } = await import('../../eval/deblur.js');
       const grid = (values.grid ?? 'official') as Grid;
       const restore: RestoreFn = (img) =>
-        deblurImage(model, img, { grid, onProgress: (d, t) => bar?.update(imagesDone, `tile ${d}/${t}`) });
+        deblurImage(model, img, { grid, ensemble: values.ensemble, onProgress: (d, t) => bar?.update(imagesDone, `tile ${d}/${t}`) });
       report = await evaluateModel({ input: values.input, target: values.target, restore, save: values.save, onProgress });
     } finally {
       model.dispose();
