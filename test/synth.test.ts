@@ -142,6 +142,27 @@ describe('synthesizePair', () => {
     assert.ok(median(ratios) < 0.8, `median blurry/sharp energy ratio with noise ${median(ratios)}`);
   });
 
+  test('blur levels: the pair is unchanged, and the blur grows with the level', () => {
+    let rendered = 0;
+    for (let seed = 0; seed < 6; seed++) {
+      const plain = synthesizePair(PHOTO, new Rng(seed), { ...SMALL, noise: false });
+      const lv = synthesizePair(PHOTO, new Rng(seed), { ...SMALL, noise: false, levels: [0.5, 2, 4] });
+      assert.ok(bytesOf(lv.blurry).equals(bytesOf(plain.blurry)) && bytesOf(lv.sharp).equals(bytesOf(plain.sharp)), `seed ${seed}: the pair changed`);
+      assert.equal(plain.levels, undefined);
+      // a level is there exactly when its motion stays inside the scene margin (160: 26 px)
+      const margin = Math.ceil(0.15 * 160) + 2 - 1.5;
+      assert.deepEqual(lv.levels!.map((l) => l.level), [0.5, 2, 4].filter((L) => L * lv.info.maxDisplacementPx <= margin));
+      const energy = new Map([[0, gradientEnergy(lv.sharp)], [1, gradientEnergy(lv.blurry)], ...lv.levels!.map((l): [number, number] => [l.level, gradientEnergy(l.blurry)])]);
+      const order = [...energy.keys()].sort((a, b) => a - b);
+      for (let k = 1; k < order.length; k++) {
+        assert.ok(energy.get(order[k]!)! < energy.get(order[k - 1]!)!, `seed ${seed}: level ${order[k]} is not blurrier than level ${order[k - 1]} (${[...energy].join(' ')})`);
+      }
+      rendered += lv.levels!.length;
+    }
+    assert.ok(rendered >= 10, `only ${rendered} of 18 levels rendered`);
+    assert.throws(() => synthesizePair(PHOTO, new Rng(0), { ...SMALL, levels: [0] }), /levels: expected numbers in \(0, 4\], got 0/);
+  });
+
   test('blur varies across the frame', () => {
     // per-tile blurry/sharp gradient-energy ratio; its p90/p10 spread measures how much the blur
     // varies across the frame. The three option sets share the same rng draws (the translation
@@ -253,6 +274,15 @@ describe('synthFolder', () => {
       assert.equal(img.height, 96);
     }
     assert.ok(differs >= 6, 'a different seed should give different pairs');
+
+    // levels: the same pairs, plus level-L/ folders and the levels of each pair in the manifest
+    const outL = await tmp();
+    const resL = await synthFolder({ from: photos, out: outL, count: 4, seed: 9, size: 96, synth: { levels: [0.5, 2] } });
+    for (const [i, n] of names.entries()) {
+      assert.ok((await readFile(join(outA, 'input', n))).equals(await readFile(join(outL, 'input', n))));
+      for (const L of [0.5, 2]) assert.equal(existsSync(join(outL, `level-${L}`, n)), resL.records[i]!.levels!.includes(L), `level-${L}/${n}`);
+    }
+    assert.ok(resL.records.every((r) => r.levels!.includes(0.5)), 'half the motion always fits');
 
     // pair i depends only on (seed, i): a shard starting at 2 reproduces pairs 2 and 3
     const outD = await tmp();

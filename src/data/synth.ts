@@ -73,6 +73,14 @@ export interface SynthOptions {
   microStepPx?: number;
   /** ... but with at most this many warped renders per pair in total (default 64) */
   maxWarps?: number;
+  /**
+   * Blur levels to render besides the pair itself (for blur transfer with levels): at level L
+   * the camera and the objects move L times as far from where they are at the middle frame
+   * (0.5: half the motion, 2: twice), and defocus discs are L times as wide; the same scene,
+   * exposure and noise levels. A level is rendered only where its motion stays inside the
+   * scene canvas (L x maxDisplacementPx <= the margin). The pair itself is unchanged by this.
+   */
+  levels?: number[];
 }
 
 export interface SynthInfo {
@@ -102,6 +110,24 @@ export interface SynthPair {
   blurry: RGBImage;
   sharp: RGBImage;
   info: SynthInfo;
+  /** the blurry image at each requested level that could be rendered (SynthOptions.levels) */
+  levels?: Array<{ level: number; blurry: RGBImage }>;
+}
+
+/** Checks blur levels: finite numbers in (0, 4]. */
+export function checkLevels(levels: number[], what = 'levels'): number[] {
+  for (const l of levels) {
+    if (typeof l !== 'number' || !Number.isFinite(l) || l <= 0 || l > 4) throw new Error(`${what}: expected numbers in (0, 4], got ${l}`);
+  }
+  return levels;
+}
+
+/** I + L (A - I): the camera map with L times its displacement from the middle frame. */
+function scaleAffine(A: Affine, L: number): Affine {
+  return {
+    a00: 1 + L * (A.a00 - 1), a01: L * A.a01, a10: L * A.a10, a11: 1 + L * (A.a11 - 1),
+    b0: L * A.b0, b1: L * A.b1,
+  };
 }
 
 const DEFAULTS = {
@@ -868,53 +894,84 @@ export function synthesizePair(photo: RGBImage, rng: Rng, opts: SynthOptions = {
     }
   }
   const microCap = Math.max(1, Math.floor(o.maxWarps / n));
-  const micro = Math.max(1, Math.min(microCap, Math.ceil((duty * speed) / o.microStepPx)));
-  const acc = new Float32Array(S * S * 3);
-  const sharpLin = new Float32Array(S * S * 3);
+  const microFor = (level: number) => Math.max(1, Math.min(microCap, Math.ceil((duty * speed * level) / o.microStepPx)));
+  const micro = microFor(1);
   const world = objects.length > 0 ? new Float32Array(scene.length) : scene;
-  const renderAt = (tau: number, into: Float32Array) => {
-    if (objects.length > 0) {
+  const renderAt = (tau: number, into: Float32Array, poseAt: (tau: number) => Affine, objs: MovingObject[]) => {
+    if (objs.length > 0) {
       world.set(scene);
-      compositeObjects(world, C, objects, tau);
+      compositeObjects(world, C, objs, tau);
     }
-    accumulateWarp(into, world, C, S, m, cam.at(tau));
+    accumulateWarp(into, world, C, S, m, poseAt(tau));
   };
-  for (let k = 0; k < n; k++) {
-    for (let j = 0; j < micro; j++) {
-      const tau = micro === 1 ? k : k + duty * ((j + 0.5) / micro - 0.5);
-      renderAt(tau, acc);
+  /** The mean of the exposure's instants, in linear light. */
+  const expose = (poseAt: (tau: number) => Affine, objs: MovingObject[], mic: number): Float32Array => {
+    const acc = new Float32Array(S * S * 3);
+    for (let k = 0; k < n; k++) {
+      for (let j = 0; j < mic; j++) {
+        const tau = mic === 1 ? k : k + duty * ((j + 0.5) / mic - 0.5);
+        renderAt(tau, acc, poseAt, objs);
+      }
     }
-  }
-  renderAt(mid, sharpLin);
-  const inv = 1 / (n * micro);
-  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! * inv;
+    const inv = 1 / (n * mic);
+    for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! * inv;
+    return acc;
+  };
+  const acc = expose(cam.at, objects, micro);
+  const sharpLin = new Float32Array(S * S * 3);
+  renderAt(mid, sharpLin, cam.at, objects);
 
   // 5. spatially varying defocus (blurry only)
   let defocusRadius = 0;
+  let defocusMap: Float32Array | null = null;
   if (rng.bool(o.defocusProb) && o.maxDefocusRadius > 0) {
     defocusRadius = rng.uniform(Math.min(1, o.maxDefocusRadius), o.maxDefocusRadius);
-    variableDiscBlur(acc, S, defocusRadiusMap(rng, S, defocusRadius));
+    defocusMap = defocusRadiusMap(rng, S, defocusRadius);
+    variableDiscBlur(acc, S, defocusMap);
   }
 
   // 6. sensor noise (blurry only), in linear light
   let shot = 0;
   let read = 0;
+  const addNoise = (img: Float32Array, r: Rng) => {
+    const read2 = read * read;
+    for (let i = 0; i < img.length; i++) {
+      const x = img[i]!;
+      const sd = Math.sqrt(Math.max(0, shot * x + read2));
+      img[i] = x + sd * r.normal();
+    }
+  };
   if (o.noise) {
     shot = rng.logUniform(o.shotNoise[0], o.shotNoise[1]);
     read = rng.logUniform(o.readNoise[0], o.readNoise[1]);
-    const read2 = read * read;
-    for (let i = 0; i < acc.length; i++) {
-      const x = acc[i]!;
-      const sd = Math.sqrt(Math.max(0, shot * x + read2));
-      acc[i] = x + sd * rng.normal();
-    }
+    addNoise(acc, rng);
   }
 
   const blurry = linearToSrgb8(acc, S, S);
   const sharp = linearToSrgb8(sharpLin, S, S);
+
+  // 7. other blur levels: everything above drew from `rng` as without levels, so the pair is the
+  // same; the levels' noise comes from a generator forked after it.
+  let levels: SynthPair['levels'];
+  if (opts.levels?.length) {
+    const levelRng = rng.fork();
+    levels = [];
+    for (const L of checkLevels(opts.levels, 'synthesizePair: levels')) {
+      if (L * cam.maxDisplacement > m - 1.5) continue; // the motion would leave the scene canvas
+      const objs = objects.map((ob) => {
+        const [mx, my] = ob.pos[mid]!;
+        return { ...ob, pos: ob.pos.map(([x, y]): [number, number] => [mx + L * (x - mx), my + L * (y - my)]), spin: ob.spin * L };
+      });
+      const img = expose((tau) => scaleAffine(cam.at(tau), L), objs, microFor(L));
+      if (defocusMap) variableDiscBlur(img, S, defocusMap.map((r) => r * L));
+      if (o.noise) addNoise(img, levelRng);
+      levels.push({ level: L, blurry: linearToSrgb8(img, S, S) });
+    }
+  }
   return {
     blurry,
     sharp,
+    ...(levels ? { levels } : {}),
     info: {
       subFrames: n,
       microSamples: micro,
@@ -962,7 +1019,10 @@ export interface SynthFolderOptions {
   size?: number;
   /** index of the first pair (default 0), for generating a dataset in shards */
   start?: number;
-  /** synthesis options (size here is overridden by `size` when both are given) */
+  /**
+   * synthesis options (size here is overridden by `size` when both are given); with
+   * `synth.levels`, the blurry image at level L is also written as out/level-L/NNNNN.png
+   */
   synth?: SynthOptions;
   /** photos are decoded with their shorter side limited to this (default 1024) */
   photoShortSide?: number;
@@ -978,7 +1038,12 @@ export interface SynthFolderRecord {
   objectPhoto: string;
   seed: number;
   info: SynthInfo;
+  /** the levels written for this pair (out/level-L/name), when levels were asked for */
+  levels?: number[];
 }
+
+/** The folder of the blurry images at blur level `level` in a synth output folder. */
+export const levelFolder = (out: string, level: number): string => join(out, `level-${level}`);
 
 export interface SynthFolderResult {
   count: number;
@@ -1049,12 +1114,14 @@ export async function synthFolder(opts: SynthFolderOptions): Promise<SynthFolder
     const name = `${String(job.index).padStart(digits, '0')}.png`;
     await writeImageRGB(join(out, 'input', name), pair.blurry);
     await writeImageRGB(join(out, 'target', name), pair.sharp);
+    for (const l of pair.levels ?? []) await writeImageRGB(join(levelFolder(out, l.level), name), l.blurry);
     records[job.index - start] = {
       name,
       photo: photos[job.photo]!,
       objectPhoto: photos[job.objectPhoto]!,
       seed: job.seed,
       info: pair.info,
+      ...(pair.levels ? { levels: pair.levels.map((l) => l.level) } : {}),
     };
     done++;
     opts.onProgress?.(done, count);
