@@ -8,6 +8,9 @@
  */
 import { Tensor, keep, type Device } from '../engine/index.js';
 
+/** Whether `t` is on `device` ('cuda' names the current GPU, which libtorch reports as cuda:0). */
+const isOn = (t: Tensor, device: Device): boolean => t.device === device || (device === 'cuda' && t.device === 'cuda:0');
+
 export abstract class Module {
   training = true;
   readonly #params = new Map<string, Tensor | null>();
@@ -107,7 +110,7 @@ export abstract class Module {
    */
   to(device: Device): this {
     for (const [, m] of this.namedModules()) {
-      const own = [...m.#params.values(), ...m.#buffers.values()].filter((t): t is Tensor => t !== null && t.device !== device);
+      const own = [...m.#params.values(), ...m.#buffers.values()].filter((t): t is Tensor => t !== null && !isOn(t, device));
       if (!own.length) continue;
       for (const t of own) t.moveTo_(device);
       m.onDeviceChange();
