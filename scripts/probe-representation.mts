@@ -7,13 +7,16 @@
  * z changes of tens of percent. Then what blur transfer needs: the level-1 output against the
  * blurry image (how well it reblurs), the level-0 output against the sharp frame (whether it
  * keeps it), and the gradient energy of both against the sharp and blurry images'.
+ * Where PAIRS_DIR has the blur at other levels (`msdi synth --levels`: level-L/ folders), it
+ * also scores blur transfer at each such level against that truth: the output at level L (the
+ * latent maps interpolated as `msdi reblur` does), and the level-1 output for comparison.
  *
  *   node --import tsx scripts/probe-representation.mts JOINT_WEIGHTS PAIRS_DIR [N]
  *
  * JOINT_WEIGHTS: MSDI2E weights (`msdi export RUN -o joint.safetensors`); PAIRS_DIR: input/ and
  * target/ as for training.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../src/eval/model.js';
 import { imageToTensor } from '../src/eval/reblur.js';
@@ -43,10 +46,19 @@ const energy = (x: Tensor) => {
   const dy = x.slice(2, 1).sub(x.slice(2, 0, -1)).pow(2).mean().item();
   return (dx + dy) / 2;
 };
+/** the level-L folders of the pairs (msdi synth --levels), L != 1 */
+const levels = readdirSync(dir).map((d) => /^level-([0-9.]+)$/.exec(d)?.[1]).filter((v): v is string => v !== undefined)
+  .map(Number).filter((L) => Number.isFinite(L) && L !== 1).sort((a, b) => a - b);
+const atLevel = new Map(levels.map((L) => [L, { n: 0, psnrL: 0, psnr1: 0, eL: 0, eTruth: 0 }]));
 const sums = { zAbs: 0, zSize: 0, z: 0, fine: 0, coarse: 0, reblur: 0, blur: 0, psnr1: 0, psnr0: 0, input: 0, e0: 0, e1: 0, eSharp: 0, eBlurry: 0 };
 for (const name of names) {
   const blurry = imageToTensor(await readImageRGB(join(dir, 'input', name)));
   const sharp = imageToTensor(await readImageRGB(join(dir, 'target', name)));
+  const truths = new Map<string, Tensor>();
+  for (const L of levels) {
+    const file = join(dir, `level-${L}`, name);
+    if (existsSync(file)) truths.set(file, imageToTensor(await readImageRGB(file)));
+  }
   noGrad(() => tidy(() => {
     const a = net.represent(blurry);
     const b = net.represent(sharp);
@@ -67,7 +79,19 @@ for (const name of names) {
     sums.e1 += energy(level1);
     sums.eSharp += energy(sharp);
     sums.eBlurry += energy(blurry);
+    for (const [L, acc] of atLevel) {
+      const file = join(dir, `level-${L}`, name);
+      if (!existsSync(file)) continue; // that level's motion did not fit the scene for this pair
+      const truth = truths.get(file)!;
+      const out = inv.forward(sharp, b.latents.map((s, j) => s.add(a.latents[j]!.sub(s).mul(L))));
+      acc.n++;
+      acc.psnrL += psnr(out, truth);
+      acc.psnr1 += psnr(level1, truth);
+      acc.eL += energy(out) / energy(sharp);
+      acc.eTruth += energy(truth) / energy(sharp);
+    }
   }));
+  for (const t of truths.values()) t.dispose();
   blurry.dispose();
   sharp.dispose();
 }
@@ -81,4 +105,10 @@ const mean = (v: number) => (v / n).toFixed(2);
 console.log(`reblur (level 1) vs blurry: ${mean(sums.psnr1)} dB (the sharp frame: ${mean(sums.input)} dB); level 0 vs sharp: ${mean(sums.psnr0)} dB`);
 const e = (v: number) => (v / sums.eSharp).toFixed(3);
 console.log(`gradient energy relative to the sharp frame: level 0 ${e(sums.e0)}, level 1 ${e(sums.e1)}, blurry ${e(sums.eBlurry)}`);
+for (const [L, acc] of atLevel) {
+  if (!acc.n) continue;
+  const m = (v: number) => (v / acc.n).toFixed(2);
+  console.log(`level ${L} (${acc.n} pairs) vs the true blur at that level: ${m(acc.psnrL)} dB (the level-1 output: ${m(acc.psnr1)} dB); ` +
+    `gradient energy relative to the sharp frame ${(acc.eL / acc.n).toFixed(3)} (the truth: ${(acc.eTruth / acc.n).toFixed(3)})`);
+}
 model.dispose();
