@@ -278,6 +278,49 @@ describe('PairedLoader', () => {
   });
 });
 
+describe('blur levels (msdi synth --levels folders)', () => {
+  test('each sample gets a level its pair has, cropped and augmented like the pair; pairs without get level 1', async () => {
+    // level files here are the inverted images: a sample's level crop must be 1 - its blurry crop
+    const d = join(root, 'levels');
+    await makeDataset(d, NAMES.map((n) => `level-test-${n}`), W, H, 7); // own names: src keeps the main dataset's pixels
+    const have: Record<string, number[]> = { 'level-test-a.png': [0.5, 2], 'level-test-b.png': [2], 'level-test-c.png': [2] };
+    for (const [name, levels] of Object.entries(have)) {
+      for (const L of levels) {
+        await mkdir(join(d, `level-${L}`), { recursive: true });
+        await writePng(join(d, `level-${L}`, name), src.get(name)!.map((v) => 255 - v), W, H);
+      }
+    }
+    const o = { dir: d, crop: 12, batch: 4, seed: 3, levels: [0.5, 2] };
+    const main = new PairedLoader({ ...o, workers: 0 });
+    const threaded = new PairedLoader({ ...o, workers: 1 });
+    const seen = new Set<string>();
+    try {
+      for (let step = 0; step < 8; step++) {
+        const [b, t] = await Promise.all([main.get(step), threaded.get(step)]);
+        assert.ok(sameBatch(b, t) && sameBytes(b.levelBlurry!, t.levelBlurry!) && sameBytes(b.levels!, t.levels!), `step ${step}: workers differ`);
+        const per = 3 * b.size * b.size;
+        b.names.forEach((name, k) => {
+          const L = b.levels![k]!;
+          seen.add(`${name}@${L}`);
+          const level = b.levelBlurry!.subarray(k * per, (k + 1) * per);
+          const blurry = b.blurry.subarray(k * per, (k + 1) * per);
+          if (have[name]) {
+            assert.ok(have[name]!.includes(L), `${name} got level ${L}`);
+            assert.ok(level.every((v, i) => Math.abs(v - (1 - blurry[i]!)) < 1e-6), `${name}: the level crop is not the pair's window`);
+          } else {
+            assert.equal(L, 1);
+            assert.ok(sameBytes(level, blurry));
+          }
+        });
+      }
+    } finally {
+      await Promise.all([main.close(), threaded.close()]);
+    }
+    assert.ok(seen.has('level-test-a.png@0.5') && seen.has('level-test-a.png@2'), `both levels of a drawn: ${[...seen].join(' ')}`);
+    assert.throws(() => new PairedLoader({ ...o, levels: [3] }), /no blur levels 3 in .*level-L/);
+  });
+});
+
 describe('loadPairs', () => {
   test('whole images, limit, centred maxSide crop', async () => {
     const all = await loadPairs(dir);

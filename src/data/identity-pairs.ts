@@ -30,6 +30,7 @@ export function makeIdentityPairs(batch: PairBatch, o: { seed: number; step: num
   for (let k = 0; k < batch.n; k++) {
     if (new Rng(deriveSeed(o.seed, IDENTITY_TAG, o.step, (o.first ?? 0) + k)).float() >= o.fraction) continue;
     batch.blurry.set(batch.sharp.subarray(k * per, (k + 1) * per), k * per);
+    batch.levelBlurry?.set(batch.sharp.subarray(k * per, (k + 1) * per), k * per); // no blur at any level
     replaced.push(k);
   }
   return replaced;

@@ -26,6 +26,8 @@ export interface PairSample {
   name: string;
   blurryPath: string;
   sharpPath: string;
+  /** the blur at another level (msdi synth --levels), cropped and augmented like the pair */
+  levelPath?: string;
 }
 
 export interface PairJob {
@@ -40,6 +42,8 @@ export interface PairJobResult {
   /** samples.length x 3 x crop x crop, NCHW, RGB, 0..1 */
   blurry: Float32Array;
   sharp: Float32Array;
+  /** the samples' levelPath images, when every sample has one */
+  level?: Float32Array;
 }
 
 export interface SampleParams {
@@ -227,6 +231,8 @@ export async function runPairJob(job: PairJob): Promise<PairJobResult> {
   const per = 3 * crop * crop;
   const blurry = new Float32Array(samples.length * per);
   const sharpOut = new Float32Array(samples.length * per);
+  const withLevels = samples.length > 0 && samples.every((s) => s.levelPath !== undefined);
+  const levelOut = withLevels ? new Float32Array(samples.length * per) : undefined;
   await Promise.all(
     samples.map(async (s, k) => {
       const [ib, is] = await Promise.all([imageInfo(s.blurryPath), imageInfo(s.sharpPath)]);
@@ -243,9 +249,16 @@ export async function runPairJob(job: PairJob): Promise<PairJobResult> {
       const [rb, rs] = await Promise.all([decodeRaw(s.blurryPath, ib, region), decodeRaw(s.sharpPath, is, region)]);
       writeAugmented(rb, p, blurry, k * per);
       writeAugmented(rs, p, sharpOut, k * per);
+      if (levelOut && s.levelPath) {
+        const il = await imageInfo(s.levelPath);
+        if (il.width !== ib.width || il.height !== ib.height) {
+          throw new Error(`paired: size mismatch for "${s.name}": ${s.levelPath} is ${il.width}x${il.height} but ${s.blurryPath} is ${ib.width}x${ib.height}`);
+        }
+        writeAugmented(await decodeRaw(s.levelPath, il, region), p, levelOut, k * per);
+      }
     }),
   );
-  return { blurry, sharp: sharpOut };
+  return levelOut ? { blurry, sharp: sharpOut, level: levelOut } : { blurry, sharp: sharpOut };
 }
 
 // ---- worker entry point -------------------------------------------------------------------------
@@ -254,7 +267,7 @@ export interface WorkerRequest {
   id: number;
   job: PairJob;
 }
-export type WorkerReply = { id: number; blurry: Float32Array; sharp: Float32Array } | { id: number; error: string };
+export type WorkerReply = { id: number; blurry: Float32Array; sharp: Float32Array; level?: Float32Array } | { id: number; error: string };
 
 if (!isMainThread && parentPort && (workerData as { kind?: unknown } | null)?.kind === WORKER_KIND) {
   const port = parentPort;
@@ -265,8 +278,8 @@ if (!isMainThread && parentPort && (workerData as { kind?: unknown } | null)?.ki
     chain = chain.then(() =>
       runPairJob(msg.job).then(
         (r) => {
-          const reply: WorkerReply = { id: msg.id, blurry: r.blurry, sharp: r.sharp };
-          port.postMessage(reply, [r.blurry.buffer as ArrayBuffer, r.sharp.buffer as ArrayBuffer]);
+          const reply: WorkerReply = { id: msg.id, ...r };
+          port.postMessage(reply, [r.blurry, r.sharp, ...(r.level ? [r.level] : [])].map((a) => a.buffer as ArrayBuffer));
         },
         (err: unknown) => {
           const reply: WorkerReply = { id: msg.id, error: errMsg(err) };

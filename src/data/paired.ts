@@ -19,7 +19,7 @@
  *    g = step*batch + i for those i. The ranks' batches concatenated in rank order are exactly the
  *    global batch (same crops and flips, since those depend on the global i).
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deriveSeed, Rng } from './rng.js';
@@ -42,12 +42,20 @@ export interface PairBatch {
   n: number;
   size: number;
   names: string[];
+  /**
+   * With PairedLoaderOptions.levels: each sample's blur at `levels[k]` (a level its pair has,
+   * drawn per sample; 1, the blurry image itself, for pairs without any), cropped like the pair.
+   */
+  levelBlurry?: Float32Array;
+  levels?: Float32Array;
 }
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff'];
 
 /** Domain tag mixed into the per-epoch permutation seed: deriveSeed(seed, PERM_TAG, epoch). */
 export const PERM_TAG = 0x7065726d; // 'perm'
+/** Domain tag of the per-sample choice of blur level: deriveSeed(seed, LEVEL_TAG, step, i). */
+export const LEVEL_TAG = 0x6c65766c; // 'levl'
 
 function listImages(folder: string, role: string, dir: string): string[] {
   let entries;
@@ -113,6 +121,11 @@ export interface PairedLoaderOptions {
   prefetch?: number;
   /** data-parallel shard: this rank's part of each global batch (see the file comment) */
   shard?: { rank: number; world: number };
+  /**
+   * Blur levels to read from DIR/level-L/ (msdi synth --levels): each sample also gets its
+   * pair's blur at one of these levels that it has, drawn per (seed, step, global index).
+   */
+  levels?: number[];
 }
 
 interface Job {
@@ -122,6 +135,8 @@ interface Job {
   resolve: (b: PairBatch) => void;
   reject: (e: Error) => void;
   started: boolean;
+  /** the samples' blur levels, with PairedLoaderOptions.levels */
+  levels?: Float32Array;
 }
 
 interface Slot {
@@ -156,6 +171,8 @@ export class PairedLoader {
   readonly world: number;
   /** samples per step on this rank (batch / world) */
   readonly localBatch: number;
+  /** per pair (as `names`), the levels of PairedLoaderOptions.levels it has a file for */
+  private readonly levelsOf: number[][] | null;
 
   private readonly jobs = new Map<number, Job>(); // step -> job (queued, running or done but not yet taken)
   private queue: Job[] = [];
@@ -182,6 +199,12 @@ export class PairedLoader {
     }
     this.localBatch = this.batch / this.world;
     this.names = listPairs(o.dir);
+    this.levelsOf = o.levels?.length
+      ? this.names.map((n) => o.levels!.filter((L) => existsSync(join(o.dir, `level-${L}`, n))))
+      : null;
+    if (this.levelsOf && this.levelsOf.every((ls) => ls.length === 0)) {
+      throw new Error(`paired: no blur levels ${o.levels!.join(', ')} in ${o.dir} (expected level-L/ folders made by msdi synth --levels)`);
+    }
 
     for (let k = 0; k < this.workers; k++) this.slots.push(this.spawn());
   }
@@ -268,6 +291,7 @@ export class PairedLoader {
 
   private makeJob(step: number): Job {
     const lo = this.rank * this.localBatch;
+    const levels: number[] = [];
     const spec: PairJob = {
       seed: this.seed,
       step,
@@ -275,12 +299,13 @@ export class PairedLoader {
       augment: this.augment,
       samples: this.indices(step).map((idx, k) => {
         const name = this.names[idx]!;
-        return {
-          i: lo + k,
-          name,
-          blurryPath: join(this.dir, 'input', name),
-          sharpPath: join(this.dir, 'target', name),
-        };
+        const blurryPath = join(this.dir, 'input', name);
+        const sample = { i: lo + k, name, blurryPath, sharpPath: join(this.dir, 'target', name) };
+        if (!this.levelsOf) return sample;
+        const have = this.levelsOf[idx]!;
+        const level = have.length ? have[new Rng(deriveSeed(this.seed, LEVEL_TAG, step, lo + k)).int(0, have.length - 1)]! : 1;
+        levels.push(level);
+        return { ...sample, levelPath: level === 1 ? blurryPath : join(this.dir, `level-${level}`, name) };
       }),
     };
     let resolve!: (b: PairBatch) => void;
@@ -291,7 +316,7 @@ export class PairedLoader {
     });
     // prefetched steps may fail or be dropped without anyone awaiting them
     promise.catch(() => {});
-    const job: Job = { step, spec, promise, resolve, reject, started: false };
+    const job: Job = { step, spec, promise, resolve, reject, started: false, levels: this.levelsOf ? Float32Array.from(levels) : undefined };
     this.jobs.set(step, job);
     return job;
   }
@@ -311,6 +336,7 @@ export class PairedLoader {
       n: job.spec.samples.length,
       size: this.crop,
       names: job.spec.samples.map((s) => s.name),
+      ...(r.level && job.levels ? { levelBlurry: r.level, levels: job.levels } : {}),
     };
   }
 

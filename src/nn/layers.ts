@@ -68,7 +68,10 @@ export class Conv2d extends Layer {
           u.copy_(nu);
         });
       }
-      const sigma = u.reshape([1, -1]).matmul(mat.matmul(v.reshape([-1, 1]))).reshape([]);
+      // sigma reads copies of u and v, as torch's spectral_norm does: the next training forward
+      // updates u and v in place, which must not touch what this one saved for backward.
+      const [uc, vc] = this.training ? [u.clone(), v.clone()] : [u, v];
+      const sigma = uc.reshape([1, -1]).matmul(mat.matmul(vc.reshape([-1, 1]))).reshape([]);
       return this.weight.div(sigma);
     });
   }

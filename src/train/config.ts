@@ -65,6 +65,14 @@ export interface TrainConfig {
    * is the official (random) initialisation.
    */
   zeroModulation: boolean;
+  /**
+   * Stage 1, not in the paper: blur levels to learn from the data's level-L/ folders (msdi synth
+   * --levels). The reblurring generator, given the latent maps interpolated to a sample's level
+   * between the sharp image's and the blurry image's (as `msdi reblur --level` does), must give
+   * the blur at that level; L1 weighted by `levelWeight`. [] and 0 (the official recipe): off.
+   */
+  levels: number[];
+  levelWeight: number;
   /** stage 2: PSNRLoss weight per output (official 0.5) */
   psnrWeight: number;
   logEvery: number;
@@ -80,7 +88,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, levels: [] as number[], levelWeight: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
   spadeHidden: SPADE_HIDDEN,
 };
@@ -156,5 +164,10 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
   if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
+  if (!Array.isArray(cfg.levels) || cfg.levels.some((l) => typeof l !== 'number' || !(l > 0 && l <= 4))) {
+    throw new Error(`config: expected a list of numbers in (0, 4] for levels, got ${JSON.stringify(cfg.levels)}`);
+  }
+  if (!(cfg.levelWeight >= 0)) throw new Error(`config: expected a non-negative number for levelWeight, got ${cfg.levelWeight}`);
+  if (cfg.levelWeight > 0 && !cfg.levels.length) throw new Error('config: levelWeight needs levels (the level-L/ folders to read)');
   return cfg;
 }

@@ -29,6 +29,9 @@ export interface Batch {
   sharp: Float32Array;
   n: number;
   size: number;
+  /** stage 1 with levels: each sample's blur at `levels[k]` (see TrainConfig.levels) */
+  levelBlurry?: Float32Array;
+  levels?: Float32Array;
 }
 
 export interface Task {
@@ -163,6 +166,17 @@ export class Stage1Task implements Task {
           values.l_perceptual = lPer.item();
         }
         fakeDetached = o.reblurred.detach();
+        if (this.cfg.levelWeight > 0 && batch.levelBlurry && batch.levels) {
+          // The latent maps at each sample's level between the sharp image's (0) and the blurry
+          // image's (1), as msdi reblur interpolates them; the reblurred image must be that blur.
+          const target = Tensor.fromArray(batch.levelBlurry, blurry.shape, { device: this.device });
+          const L = Tensor.fromArray(batch.levels, [batch.n, 1, 1, 1], { device: this.device });
+          const own = this.g.represent(sharp).latents;
+          const latents = own.map((s, j) => s.add(o.latents[j]!.sub(s).mul(L)));
+          const lLevel = l1Loss(this.g.inverse_generator!.forward(sharp, latents), target).mul(this.cfg.levelWeight);
+          total = total.add(lLevel);
+          values.l_level = lLevel.item();
+        }
       }
       values.l_pix = lPix.item();
       values.l_total = total.item();

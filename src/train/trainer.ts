@@ -130,6 +130,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const loader = new PairedLoader({
     dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers,
     shard: group ? { rank: group.rank, world: group.world } : undefined,
+    levels: cfg.stage === 'stage1' && cfg.levelWeight > 0 ? cfg.levels : undefined,
   });
   const valPairs: ValPair[] = o.val && lead ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
   const meta = (): CheckpointMeta => ({ step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep });
