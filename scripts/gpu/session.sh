@@ -18,6 +18,8 @@
 # BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks).
 # INIT2 / INITA / INIT1: weights each run starts from, to continue earlier sessions' exports by
 # fine-tuning (default: stage 2 from $BUNDLE/rep.safetensors, the others from scratch).
+# SYNTH_LEVELS (e.g. 0.5,2): the pairs also at those blur levels (msdi synth --levels; three
+# times the synthesis), for a G1 with "levels" and "levelWeight".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
@@ -45,7 +47,7 @@ data="$W/synth-train"
 if ! ls "$data"/synth-*.json >/dev/null 2>&1; then
   for i in $(seq 0 $((SHARDS - 1))); do
     s=$(( i * PAIRS / SHARDS )); e=$(( (i + 1) * PAIRS / SHARDS ))
-    node bin/msdi.js synth --from "$B/photos" --out "$data" --count $((e - s)) --start $s --seed 1 >/dev/null 2>&1 &
+    node bin/msdi.js synth --from "$B/photos" --out "$data" --count $((e - s)) --start $s --seed 1 ${SYNTH_LEVELS:+--levels "$SYNTH_LEVELS"} >/dev/null 2>&1 &
   done
 fi
 
