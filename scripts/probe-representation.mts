@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { loadModel } from '../src/eval/model.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
+import { levelFolder } from '../src/data/synth.js';
 import { noGrad, tidy, type Tensor } from '../src/engine/index.js';
 import type { MSDI2E } from '../src/models/msdi2e.js';
 
@@ -54,10 +55,11 @@ const sums = { zAbs: 0, zSize: 0, z: 0, fine: 0, coarse: 0, reblur: 0, blur: 0, 
 for (const name of names) {
   const blurry = imageToTensor(await readImageRGB(join(dir, 'input', name)));
   const sharp = imageToTensor(await readImageRGB(join(dir, 'target', name)));
-  const truths = new Map<string, Tensor>();
+  /** the true blur at each level this pair has (a level whose motion did not fit the scene is missing) */
+  const truths = new Map<number, Tensor>();
   for (const L of levels) {
-    const file = join(dir, `level-${L}`, name);
-    if (existsSync(file)) truths.set(file, imageToTensor(await readImageRGB(file)));
+    const file = join(levelFolder(dir, L), name);
+    if (existsSync(file)) truths.set(L, imageToTensor(await readImageRGB(file)));
   }
   noGrad(() => tidy(() => {
     const a = net.represent(blurry);
@@ -79,10 +81,8 @@ for (const name of names) {
     sums.e1 += energy(level1);
     sums.eSharp += energy(sharp);
     sums.eBlurry += energy(blurry);
-    for (const [L, acc] of atLevel) {
-      const file = join(dir, `level-${L}`, name);
-      if (!existsSync(file)) continue; // that level's motion did not fit the scene for this pair
-      const truth = truths.get(file)!;
+    for (const [L, truth] of truths) {
+      const acc = atLevel.get(L)!;
       const out = inv.forward(sharp, b.latents.map((s, j) => s.add(a.latents[j]!.sub(s).mul(L))));
       acc.n++;
       acc.psnrL += psnr(out, truth);

@@ -249,7 +249,9 @@ export async function runPairJob(job: PairJob): Promise<PairJobResult> {
       const [rb, rs] = await Promise.all([decodeRaw(s.blurryPath, ib, region), decodeRaw(s.sharpPath, is, region)]);
       writeAugmented(rb, p, blurry, k * per);
       writeAugmented(rs, p, sharpOut, k * per);
-      if (levelOut && s.levelPath) {
+      if (levelOut && s.levelPath === s.blurryPath) {
+        levelOut.set(blurry.subarray(k * per, (k + 1) * per), k * per); // level 1: the blurry crop itself
+      } else if (levelOut && s.levelPath) {
         const il = await imageInfo(s.levelPath);
         if (il.width !== ib.width || il.height !== ib.height) {
           throw new Error(`paired: size mismatch for "${s.name}": ${s.levelPath} is ${il.width}x${il.height} but ${s.blurryPath} is ${ib.width}x${ib.height}`);

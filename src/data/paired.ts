@@ -23,6 +23,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deriveSeed, Rng } from './rng.js';
+import { levelFolder } from './synth.js';
 // Importing paired-worker also loads sharp on the main thread before any worker starts, which
 // sharp requires on glibc Linux (its shared libraries must outlive the worker threads).
 import {
@@ -200,7 +201,7 @@ export class PairedLoader {
     this.localBatch = this.batch / this.world;
     this.names = listPairs(o.dir);
     this.levelsOf = o.levels?.length
-      ? this.names.map((n) => o.levels!.filter((L) => existsSync(join(o.dir, `level-${L}`, n))))
+      ? this.names.map((n) => o.levels!.filter((L) => existsSync(join(levelFolder(o.dir, L), n))))
       : null;
     if (this.levelsOf && this.levelsOf.every((ls) => ls.length === 0)) {
       throw new Error(`paired: no blur levels ${o.levels!.join(', ')} in ${o.dir} (expected level-L/ folders made by msdi synth --levels)`);
@@ -305,7 +306,7 @@ export class PairedLoader {
         const have = this.levelsOf[idx]!;
         const level = have.length ? have[new Rng(deriveSeed(this.seed, LEVEL_TAG, step, lo + k)).int(0, have.length - 1)]! : 1;
         levels.push(level);
-        return { ...sample, levelPath: level === 1 ? blurryPath : join(this.dir, `level-${level}`, name) };
+        return { ...sample, levelPath: level === 1 ? blurryPath : join(levelFolder(this.dir, level), name) };
       }),
     };
     let resolve!: (b: PairBatch) => void;

@@ -11,6 +11,9 @@ import { SPADE_HIDDEN } from './spade.js';
 
 export { SPADE_HIDDEN };
 
+/** State-dict keys of the degradation representation: the encoder and the latent decoder (what stage 2 takes from stage 1). */
+export const isRepresentationKey = (k: string): boolean => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.');
+
 export type ArchName = 'msdi_net' | 'msdi2_net' | 'MSDI2E' | 'MultiscaleDiscriminator';
 export const ARCHS: readonly ArchName[] = ['msdi_net', 'msdi2_net', 'MSDI2E', 'MultiscaleDiscriminator'];
 

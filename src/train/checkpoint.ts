@@ -6,7 +6,7 @@
  */
 import { readdirSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, type RawTensor } from '../engine/io/index.js';
+import { readSafetensors, readWeightsFile, writeSafetensors, type RawTensor } from '../engine/io/index.js';
 import { rawToTensor, tensorToRaw } from '../engine/raw.js';
 import { tidy, type Adam, type AdamParamState } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
@@ -100,6 +100,15 @@ export function readCheckpointModel(file: string): { tensors: Map<string, RawTen
   if (!metadata.msdi) throw new Error(`${file}: not an msdi training checkpoint (no "msdi" metadata)`);
   const g = new Map([...tensors].filter(([k]) => k.startsWith('g.')).map(([k, v]) => [k.slice(2), v]));
   return { tensors: g, meta: JSON.parse(metadata.msdi) };
+}
+
+/** The network of a checkpoint (its g.*), or the tensors of a plain weights file: what --init reads. */
+export function readNetworkWeights(file: string): Map<string, RawTensor> {
+  try {
+    return readCheckpointModel(file).tensors;
+  } catch {
+    return readWeightsFile(file);
+  }
 }
 
 /** Deletes all but the newest `keep` checkpoints. */

@@ -20,7 +20,7 @@ import { MultiscaleDiscriminator } from '../models/discriminator.js';
 import { zeroModulation } from '../models/spade.js';
 import { l1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
-import { detectArch } from '../models/registry.js';
+import { detectArch, isRepresentationKey } from '../models/registry.js';
 import type { RawTensor } from '../engine/io/index.js';
 import type { TrainConfig, Ablation } from './config.js';
 
@@ -83,9 +83,6 @@ export interface InitWeights {
   tensors: Map<string, RawTensor>;
   source: string;
 }
-
-/** Keys of the degradation representation: the encoder and the latent decoder. */
-const isRepresentationKey = (k: string): boolean => k.startsWith('net_prior.') || k.startsWith('prior_upsampling.');
 
 /** The architecture of `init`, for choosing what to load; a clear error for weights of no known network. */
 function initArch(init: InitWeights): string {

@@ -19,11 +19,10 @@ import { cosineLr } from './schedule.js';
 import { RunLog, plotSvg } from './log.js';
 import { validate, type ValPair, type ValResult } from './validate.js';
 import {
-  checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readCheckpointModel, saveCheckpoint, type CheckpointMeta,
+  checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readNetworkWeights, saveCheckpoint, type CheckpointMeta,
 } from './checkpoint.js';
 import { Stage1Task, Stage2Task, NonFiniteLossError, type Task, type InitWeights } from './tasks.js';
 import type { TrainConfig, Ablation } from './config.js';
-import { readWeightsFile } from '../engine/io/index.js';
 import { cudnnBenchmark, type Device } from '../engine/index.js';
 import { saveWeights } from '../nn/state-dict.js';
 import { Progress } from '../cli/progress.js';
@@ -70,13 +69,8 @@ function makeTask(o: TrainOptions): Task {
   if (o.init && o.group && o.group.rank > 0) {
     init = 'from-rank-0'; // only rank 0 reads the file (it may exist on its machine only)
   } else if (o.init) {
-    let tensors: Map<string, import('../engine/io/index.js').RawTensor>;
-    try {
-      tensors = readCheckpointModel(o.init).tensors;
-    } catch {
-      tensors = readWeightsFile(o.init); // plain weights: MSDI2E for the representation, or the network to fine-tune
-    }
-    init = { tensors, source: o.init };
+    // MSDI2E weights for the representation, or the network to fine-tune
+    init = { tensors: readNetworkWeights(o.init), source: o.init };
   }
   if (cfg.stage === 'stage1') return new Stage1Task(cfg, o.ablation, undefined, { device, init });
   // NHWC parameters: activations stay NHWC through the network (about 25% faster at wf 8 here).

@@ -17,6 +17,7 @@ import { Tensor, tidy, inferenceMode, manualSeed } from '../../engine/index.js';
 import { tensorToRaw } from '../../engine/raw.js';
 import type { RawTensor } from '../../engine/io/index.js';
 import { MsdiNet } from '../../models/msdi-net.js';
+import { isRepresentationKey } from '../../models/registry.js';
 import { prepareForInference } from '../../nn/layers.js';
 import { Stage2Task } from '../../train/tasks.js';
 import { PRESETS } from '../../train/config.js';
@@ -99,7 +100,7 @@ export function trainStep(o: { wf: number; batch: number; size: number; channels
   const donor = new MsdiNet({ wf: o.wf, version: 2 });
   const init = new Map<string, RawTensor>();
   for (const [k, t] of donor.stateDict()) {
-    if (k.startsWith('net_prior.') || k.startsWith('prior_upsampling.')) init.set(k, tensorToRaw(t));
+    if (isRepresentationKey(k)) init.set(k, tensorToRaw(t));
   }
   donor.dispose();
   const cfg = { ...PRESETS['paper-stage2'], wf: o.wf, batch: o.batch, crop: o.size, clip: 0 };
