@@ -1,7 +1,9 @@
 /**
  * Blur transfer with levels (src/eval/reblur.ts), the degradation map
  * (src/eval/degradation-map.ts) and their commands, on the bundled joint weights
- * (weights/msdi-joint.safetensors; MSDI_JOINT_WEIGHTS overrides them, for development).
+ * (weights/msdi-joint.safetensors; MSDI_JOINT_WEIGHTS overrides them, for development); the
+ * map check on the representation `msdi degradation` shows by default, that of the bundled
+ * deblurring weights.
  * The level and map checks test what trained weights must do (more blur with the level, the
  * sharp image kept at level 0, blurred regions told apart); they print the measured numbers.
  * Extrapolation past level 1 is checked by test/pending/reblur-extrapolation.test.ts, which
@@ -72,10 +74,16 @@ test('the joint weights are there', () => {
 });
 
 let model: LoadedModel;
+/** The representation `msdi degradation` shows by default: the deblurring weights' encoder. */
+let representation: LoadedModel;
 before(() => {
   if (existsSync(WEIGHTS)) model = loadModel(WEIGHTS, { kind: 'joint' });
+  representation = loadModel(undefined, { kind: 'representation' });
 });
-after(() => model?.dispose());
+after(() => {
+  model?.dispose();
+  representation?.dispose();
+});
 
 test('reblur: levels 0, 0.5, 1 blur more and more, level 0 keeps the sharp image', () => {
   const live = liveTensors();
@@ -107,7 +115,7 @@ test('reblur: any size, tiles agree with the whole image', () => {
 test('degradation map: a blurred half and a sharp half of one image differ', () => {
   const img = { ...pairs[0].sharp, data: Float32Array.from(pairs[0].sharp.data) };
   boxBlurColumns(img, 0, SIDE / 2, 4);
-  const map = degradationMap(model, img);
+  const map = degradationMap(representation, img);
   assert.deepEqual([map.width, map.height], [SIDE, SIDE]);
   const band = SIDE / 8; // leave out the seam, where the bilinear map crosses over
   const left = regionStats(map, 0, SIDE / 2 - band);
@@ -116,10 +124,10 @@ test('degradation map: a blurred half and a sharp half of one image differ', () 
   console.log(`# degradation map: distance between halves ${between.toFixed(3)}, spread within ${left.spread.toFixed(3)} (blurred) / ${right.spread.toFixed(3)} (sharp)`);
   assert.ok(between > Math.max(left.spread, right.spread), `halves ${between} vs spread ${left.spread}, ${right.spread}`);
   // Overlay: a blend of photo and map.
-  const half = degradationMap(model, img, { overlay: 0.5 });
+  const half = degradationMap(representation, img, { overlay: 0.5 });
   const i = 1000;
   assert.ok(Math.abs(half.data[i] - (0.5 * map.data[i] + 0.5 * img.data[i])) < 1e-5);
-  assert.throws(() => degradationMap(model, img, { overlay: 2 }), /expected a number in \[0, 1\] for overlay/);
+  assert.throws(() => degradationMap(representation, img, { overlay: 2 }), /expected a number in \[0, 1\] for overlay/);
 });
 
 test('degradation map: msdi_net weights work, the no-degradation ablation is refused', () => {

@@ -32,15 +32,16 @@ export interface LoadedModel {
 export interface LoadModelOptions {
   device?: string;
   /**
-   * Which bundled weights to use when no file is given. 'representation': the joint ones when
-   * bundled, else the deblurring ones (stage 2 carries stage 1's encoder, frozen).
+   * Which bundled weights to use when no file is given. 'representation': the deblurring ones
+   * (stage 2 carries stage 1's encoder, frozen: the representation that drives the deblurring,
+   * as the web page shows it), else the joint ones.
    */
   kind?: 'deblur' | 'joint' | 'representation';
 }
 
 function bundled(kind: LoadModelOptions['kind'] = 'deblur'): string {
   if (kind !== 'representation') return DEFAULT_WEIGHTS[kind];
-  return existsSync(DEFAULT_WEIGHTS.joint) ? DEFAULT_WEIGHTS.joint : DEFAULT_WEIGHTS.deblur;
+  return existsSync(DEFAULT_WEIGHTS.deblur) ? DEFAULT_WEIGHTS.deblur : DEFAULT_WEIGHTS.joint;
 }
 
 export function loadModel(file?: string, o: LoadModelOptions = {}): LoadedModel {

@@ -1,8 +1,9 @@
 // PENDING: not in the suite (scripts/run-tests.mjs runs test/*.test.ts only): the bundled joint
-// weights blur more from level 0 to 1 (test/reblur.test.ts) but past level 1 the reblurred
-// image gets artefacts instead of more blur (gradient energy x1e3 at levels 0, 0.5, 1, 1.5, 2:
-// 2.76, 1.91, 1.89, 2.91, 4.55; interpolating the encoder's code instead: 2.76, 1.81, 1.89,
-// 2.55, 3.66). Run it with node --import tsx --test test/pending/reblur-extrapolation.test.ts
+// weights blur more from level 0 to 1 (test/reblur.test.ts), and past level 1 their output
+// comes closer to the true stronger blur (README, "Blur levels"), but it also gets a fine grain
+// that raises the gradient energy (x1e3 at levels 0, 0.5, 1, 1.5, 2: 3.02, 1.47, 1.16, 1.23,
+// 1.51; the weights bundled before the level fine-tune: 2.76, 1.91, 1.89, 2.91, 4.55). Run it
+// with node --import tsx --test test/pending/reblur-extrapolation.test.ts
 // (MSDI_JOINT_WEIGHTS=<MSDI2E weights> to check other weights).
 /**
  * Blur transfer past level 1 (the paper's extrapolated blur levels, up to 2): level 2 must blur

@@ -12,8 +12,8 @@ import { checkInput, checkOutput } from './reblur.js';
 const HELP = `usage: msdi degradation <blurry> -o MAP.png [options]
 
   -o, --out FILE     output image (.png, .jpg, .webp)
-  --weights FILE     MSDI2E, msdi_net or msdi2_net weights; default: the bundled joint ones,
-                     else the bundled deblurring ones (same frozen encoder)
+  --weights FILE     MSDI2E, msdi_net or msdi2_net weights; default: the bundled deblurring
+                     ones (the representation that drives the deblurring), else the joint ones
   --overlay A        0..1: opacity of the map over the photo (default 1, the map alone)
   --force            replace an existing output`;
 
