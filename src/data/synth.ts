@@ -114,10 +114,13 @@ export interface SynthPair {
   levels?: Array<{ level: number; blurry: RGBImage }>;
 }
 
-/** Checks blur levels: finite numbers in (0, 4]. */
+/** A blur level msdi renders and trains on: a number in (0, 4]. */
+export const isLevel = (l: unknown): l is number => typeof l === 'number' && l > 0 && l <= 4;
+
+/** Checks blur levels (see isLevel). */
 export function checkLevels(levels: number[], what = 'levels'): number[] {
   for (const l of levels) {
-    if (typeof l !== 'number' || !Number.isFinite(l) || l <= 0 || l > 4) throw new Error(`${what}: expected numbers in (0, 4], got ${l}`);
+    if (!isLevel(l)) throw new Error(`${what}: expected numbers in (0, 4], got ${l}`);
   }
   return levels;
 }

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { SPADE_HIDDEN } from '../models/spade.js';
+import { isLevel } from '../data/synth.js';
 
 export type Stage = 'stage1' | 'stage2';
 export type Ablation = 'none' | 'no-degradation' | 'no-reblur';
@@ -164,7 +165,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
   if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
-  if (!Array.isArray(cfg.levels) || cfg.levels.some((l) => typeof l !== 'number' || !(l > 0 && l <= 4))) {
+  if (!Array.isArray(cfg.levels) || !cfg.levels.every(isLevel)) {
     throw new Error(`config: expected a list of numbers in (0, 4] for levels, got ${JSON.stringify(cfg.levels)}`);
   }
   if (!(cfg.levelWeight >= 0)) throw new Error(`config: expected a non-negative number for levelWeight, got ${cfg.levelWeight}`);
