@@ -109,14 +109,16 @@ test('stage 1 learns blur levels from level-L folders: the level loss is there, 
   const photos = join(root, 'photos');
   const withLevels = join(root, 'pairs-levels');
   await synthFolder({ from: photos, out: withLevels, count: 4, seed: 5, size: 64, photoShortSide: 160, synth: { levels: [0.5, 2] } });
-  const c1 = { ...PRESETS['test-stage1'], iters: 2, identity: 0.5, levels: [0.5, 2], levelWeight: 10 };
+  const c1 = { ...PRESETS['test-stage1'], iters: 2, identity: 0.5, levels: [0.5, 2], levelWeight: 10, levelGradWeight: 5 };
   const r = await train({ config: c1, ablation: 'none', data: withLevels, out: join(root, 'lv'), quiet: true });
   assert.ok(r.lastLosses.l_level! > 0 && Number.isFinite(r.lastLosses.l_level), `l_level = ${r.lastLosses.l_level}`);
+  assert.ok(r.lastLosses.l_level_grad! > 0 && Number.isFinite(r.lastLosses.l_level_grad), `l_level_grad = ${r.lastLosses.l_level_grad}`);
   // without the level loss nothing reads the folders and no l_level is reported
   const r0 = await train({ config: { ...c1, levelWeight: 0 }, ablation: 'none', data: withLevels, out: join(root, 'lv0'), quiet: true });
   assert.equal(r0.lastLosses.l_level, undefined);
   await assert.rejects(train({ config: c1, ablation: 'none', data, out: join(root, 'lv-missing'), quiet: true }), /no blur levels 0.5, 2 in/);
   assert.throws(() => loadConfig('test-stage1', { levelWeight: 1 }), /levelWeight needs levels/);
+  assert.throws(() => loadConfig('test-stage1', { levels: [2], levelGradWeight: 1 }), /levelGradWeight needs levelWeight/);
   assert.throws(() => loadConfig('test-stage1', { levels: [0] }), /numbers in \(0, 4\] for levels, got \[0\]/);
 });
 

@@ -1,3 +1,3 @@
-export { psnrLoss, l1Loss } from './pixel.js';
+export { psnrLoss, l1Loss, gradientL1Loss } from './pixel.js';
 export { hingeD, hingeG, featureMatching } from './gan.js';
 export type { PerceptualLoss } from './gan.js';

@@ -74,6 +74,11 @@ export interface TrainConfig {
    */
   levels: number[];
   levelWeight: number;
+  /**
+   * With levels: an L1 on the pixel differences of the same output and truth (gradientL1Loss),
+   * weighted by this; it punishes the fine grain that outputs past level 1 tend to get. 0: off.
+   */
+  levelGradWeight: number;
   /** stage 2: PSNRLoss weight per output (official 0.5) */
   psnrWeight: number;
   logEvery: number;
@@ -89,7 +94,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, levels: [] as number[], levelWeight: 0, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
   spadeHidden: SPADE_HIDDEN,
 };
@@ -170,5 +175,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   }
   if (!(cfg.levelWeight >= 0)) throw new Error(`config: expected a non-negative number for levelWeight, got ${cfg.levelWeight}`);
   if (cfg.levelWeight > 0 && !cfg.levels.length) throw new Error('config: levelWeight needs levels (the level-L/ folders to read)');
+  if (!(cfg.levelGradWeight >= 0)) throw new Error(`config: expected a non-negative number for levelGradWeight, got ${cfg.levelGradWeight}`);
+  if (cfg.levelGradWeight > 0 && !(cfg.levelWeight > 0)) throw new Error('config: levelGradWeight needs levelWeight (it scores the same level outputs)');
   return cfg;
 }

@@ -18,7 +18,7 @@ import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
 import { MultiscaleDiscriminator } from '../models/discriminator.js';
 import { zeroModulation } from '../models/spade.js';
-import { l1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
+import { l1Loss, gradientL1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
 import { detectArch, isRepresentationKey } from '../models/registry.js';
 import type { RawTensor } from '../engine/io/index.js';
@@ -170,9 +170,15 @@ export class Stage1Task implements Task {
           const L = Tensor.fromArray(batch.levels, [batch.n, 1, 1, 1], { device: this.device });
           const own = this.g.represent(sharp).latents;
           const latents = own.map((s, j) => s.add(o.latents[j]!.sub(s).mul(L)));
-          const lLevel = l1Loss(this.g.inverse_generator!.forward(sharp, latents), target).mul(this.cfg.levelWeight);
+          const out = this.g.inverse_generator!.forward(sharp, latents);
+          const lLevel = l1Loss(out, target, this.cfg.levelWeight);
           total = total.add(lLevel);
           values.l_level = lLevel.item();
+          if (this.cfg.levelGradWeight > 0) {
+            const lGrad = gradientL1Loss(out, target, this.cfg.levelGradWeight);
+            total = total.add(lGrad);
+            values.l_level_grad = lGrad.item();
+          }
         }
       }
       values.l_pix = lPix.item();
