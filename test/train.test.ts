@@ -44,7 +44,10 @@ const cfg = (over: Partial<TrainConfig> = {}): TrainConfig => ({ ...PRESETS['tes
 test('a few stage-2 steps on tiny data lower the PSNR loss', async () => {
   const out = join(root, 'lower');
   await train({ config: cfg({ iters: 24, lr: 1e-3, ckptEvery: 100, valEvery: 1000 }), ablation: 'no-degradation', data, out, quiet: true });
-  const losses = new RunLog(join(out, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r.l_psnr as number);
+  const rows = new RunLog(join(out, 'log.jsonl')).read().filter((r) => r.kind === 'train');
+  const losses = rows.map((r) => r.l_psnr as number);
+  // each line also says how much of a step went to waiting for the batch
+  for (const r of rows) assert.ok((r.s_wait_per_it as number) >= 0 && (r.s_wait_per_it as number) <= (r.s_per_it as number) + 1e-3, JSON.stringify(r));
   const first = losses.slice(0, 4).reduce((a, b) => a + b) / 4;
   const last = losses.slice(-4).reduce((a, b) => a + b) / 4;
   assert.ok(last < first - 0.5, `PSNR loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);

@@ -118,10 +118,12 @@ CAL=${CAL:-100}
 rm -rf "$W"/cal-*
 for r in $RUNS; do start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >/dev/null; done
 wait
+# rate DIR [KEY]: the mean of KEY (s_per_it; s_wait_per_it: the part spent waiting for batches)
 rate() { node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train");
   const late = rows.length > 2 ? rows.slice(2) : rows.slice(-1);
-  console.log(late.reduce((s, r) => s + r.s_per_it, 0) / late.length)' "$1/log.jsonl"; }
+  const k = process.argv[2] || "s_per_it";
+  console.log((late.reduce((s, r) => s + (r[k] ?? NaN), 0) / late.length).toPrecision(3))' "$1/log.jsonl" "${2:-}"; }
 train_s=$(( $(left) - 50 ))
 declare -A iters
 slow2=0
@@ -129,7 +131,7 @@ for r in $RUNS; do
   s=$(rate "$W/cal-$r")
   n=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.85 / $s / 50) * 50))")
   iters[$r]=$n
-  log "$r: $s s a step (all runs at once): $n steps in $train_s s" | tee -a "$OUT/check.txt"
+  log "$r: $s s a step (all runs at once; $(rate "$W/cal-$r" s_wait_per_it) s of it waiting for batches): $n steps in $train_s s" | tee -a "$OUT/check.txt"
 done
 # both stage-2 runs get the steps of the slower of them, so that they compare at equal steps
 if [ -n "${iters[stage2]:-}" ] && [ -n "${iters[ablation]:-}" ]; then

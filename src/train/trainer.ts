@@ -153,6 +153,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let sinceLog: Record<string, number> = {};
   let logCount = 0;
   let t0 = Date.now();
+  // Seconds spent waiting for batches since the last log line: near 0 when the loader keeps
+  // up, close to s_per_it when it is the bottleneck (a GPU fed by too few worker threads).
+  let waitSecs = 0;
   let stopAgreed = false;
   try {
     while (step < endStep && !(group ? stopAgreed : stopRequested)) {
@@ -160,7 +163,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       // background run on real data (batches prefetched, 1.4 s steps) once ignored SIGINT and
       // SIGTERM for good without this (reproduced by hand; the tiny test runs yield anyway).
       await new Promise((resolve) => setImmediate(resolve));
+      const tWait = performance.now();
       const batch = await loader.get(step);
+      waitSecs += (performance.now() - tWait) / 1000;
       if (cfg.stage === 'stage1') makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
@@ -188,9 +193,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (step % cfg.logEvery === 0 || step === endStep) {
         const mean = Object.fromEntries(Object.entries(sinceLog).map(([k, v]) => [k, v / logCount]));
         const secs = (Date.now() - t0) / 1000;
-        if (lead) log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount });
+        if (lead) log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount, s_wait_per_it: waitSecs / logCount });
         sinceLog = {};
         logCount = 0;
+        waitSecs = 0;
         t0 = Date.now();
       }
       bar?.update(step, `${task.lossKey} ${lastLosses[task.lossKey]?.toFixed(4)} lr ${lr.toExponential(2)}${lastVal ? ` val ${lastVal.psnr.toFixed(2)} dB` : ''}`);
