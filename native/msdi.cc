@@ -15,6 +15,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -735,6 +736,33 @@ Napi::Value CudnnBenchmark(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   })
 }
+// autocast(device "cpu"|"cuda", dtype|null): automatic mixed precision for the ops this thread
+// runs next on that device type (libtorch's autocast: convolutions and matrix products in
+// dtype, reductions, norms and losses in float32), or off again. Off also drops autocast's
+// cache of lower-precision weight copies, which would go stale once the optimizer steps.
+Napi::Value Autocast(const Napi::CallbackInfo& info) {
+  GUARD({
+    const std::string dev = S(info, 0);
+    if (dev != "cpu" && dev != "cuda") throw std::invalid_argument("autocast: unknown device type " + dev);
+    const at::DeviceType type = dev == "cuda" ? at::kCUDA : at::kCPU;
+    const bool on = info[1].IsString();
+    const at::ScalarType dtype = on ? Dtype(S(info, 1)) : at::kFloat;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    if (on) at::autocast::set_autocast_dtype(type, dtype);
+    at::autocast::set_autocast_enabled(type, on);
+#else
+    if (type == at::kCUDA) {
+      if (on) at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(on);
+    } else {
+      if (on) at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(on);
+    }
+#endif
+    if (!on) at::autocast::clear_cache();
+    return info.Env().Undefined();
+  })
+}
 Napi::Value Version(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), TORCH_VERSION);
 }
@@ -784,6 +812,7 @@ Napi::Value ProvokeError(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("fromBuffer", FromBuffer);
+  EXPORT("autocast", Autocast);
   EXPORT("toBuffer", ToBuffer);
   EXPORT("meta", Meta);
   EXPORT("free", Free);

@@ -6,7 +6,7 @@
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Tensor, F, tidy, cat, stack, liveTensors } from '../src/engine/index.js';
+import { Tensor, F, tidy, cat, stack, liveTensors, withAutocast } from '../src/engine/index.js';
 
 // ------------------------------------------------------------------ helpers
 
@@ -690,5 +690,28 @@ describe('matmul and normalize', () => {
     assertTensor(F.normalize(T([0, 0], [1, 2])), [1, 2], [0, 0], 0);
     // p = 1
     assertTensor(F.normalize(T([1, -3], [1, 2]), { p: 1 }), [1, 2], [0.25, -0.75], 1e-6);
+  }));
+});
+
+describe('autocast (mixed precision)', () => {
+  test('bfloat16 on the CPU: convolutions in bf16 and near float32, float32 again afterwards, the inner call of a nested one inherits', () => tidy(() => {
+    const x = T(rand(2 * 8 * 12 * 12, 4), [2, 8, 12, 12]);
+    const w = T(rand(8 * 8 * 3 * 3, 5), [8, 8, 3, 3]);
+    const ref = F.conv2d(x, w, null, { padding: 1 });
+    const y = withAutocast('cpu', 'bfloat16', () => F.conv2d(x, w, null, { padding: 1 }));
+    assert.equal(y.dtype, 'bfloat16');
+    const err = y.to({ dtype: 'float32' }).sub(ref).abs().max().item() / ref.abs().max().item();
+    assert.ok(err > 0 && err < 2e-2, `relative error ${err}`);
+    assert.equal(F.conv2d(x, w, null, { padding: 1 }).dtype, 'float32');
+    const inner = withAutocast('cpu', 'bfloat16', () => {
+      withAutocast('cpu', 'bfloat16', () => F.conv2d(x, w));
+      return F.conv2d(x, w); // still under the outer call
+    });
+    assert.equal(inner.dtype, 'bfloat16');
+    assert.equal(withAutocast('cpu', null, () => F.conv2d(x, w)).dtype, 'float32');
+    assert.throws(() => withAutocast('cpu', 'int8' as never, () => 0), /'bfloat16' or 'float16'/);
+    // a failing body leaves autocast off
+    assert.throws(() => withAutocast('cpu', 'bfloat16', () => { throw new Error('boom'); }), /boom/);
+    assert.equal(F.conv2d(x, w).dtype, 'float32');
   }));
 });

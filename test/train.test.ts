@@ -54,6 +54,26 @@ test('a few stage-2 steps on tiny data lower the PSNR loss', async () => {
   assert.ok(existsSync(join(out, 'final.safetensors')) && existsSync(join(out, 'curves.svg')));
 });
 
+test('amp bf16: both stages train in bfloat16 autocast close to float32, and keep float32 weights', async () => {
+  const curve = (dir: string, key: string) => new RunLog(join(dir, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r[key] as number);
+  for (const [stage, key] of [['stage2', 'l_psnr'], ['stage1', 'l_pix']] as const) {
+    const c = { ...PRESETS[`test-${stage}`], iters: 4, logEvery: 1, ckptEvery: 100, valEvery: 1000 };
+    const ablation = stage === 'stage2' ? 'no-degradation' : 'none';
+    await train({ config: c, ablation, data, out: join(root, `amp-${stage}-off`), quiet: true });
+    const r = await train({ config: { ...c, amp: 'bf16' }, ablation, data, out: join(root, `amp-${stage}-bf16`), quiet: true });
+    const [off, bf16] = [curve(join(root, `amp-${stage}-off`), key), curve(join(root, `amp-${stage}-bf16`), key)];
+    // the same batches and initial weights: the losses differ by bf16 rounding only, but differ
+    assert.equal(bf16.length, 4);
+    const rel = off.map((v, k) => Math.abs(bf16[k]! - v) / Math.abs(v));
+    assert.ok(rel.every((e) => e < 0.05) && rel.some((e) => e > 0), `${stage} ${key}: float32 ${off.join(' ')} vs bf16 ${bf16.join(' ')}`);
+    if (stage === 'stage1') for (const k of ['l_gan', 'l_feat', 'l_d']) assert.ok(Number.isFinite(r.lastLosses[k]), `${k} = ${r.lastLosses[k]}`);
+    for (const [name, t] of readSafetensors(join(root, `amp-${stage}-bf16`, 'final.safetensors')).tensors) {
+      if (t.dtype !== 'I64') assert.equal(t.dtype, 'F32', name);
+    }
+  }
+  assert.throws(() => loadConfig('test-stage2', { amp: 'fp16' as never }), /"off" or "bf16" for amp, got "fp16"/);
+});
+
 test('stage 1 trains the joint model with the discriminator, and stage 2 starts from its representation', async () => {
   const s1 = join(root, 's1');
   const c1 = PRESETS['test-stage1'];

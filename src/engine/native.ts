@@ -90,6 +90,7 @@ export interface NativeBinding {
   manualSeed(seed: Num): void;
   cudaAvailable(): boolean;
   cudnnBenchmark(on: boolean): void;
+  autocast(deviceType: 'cpu' | 'cuda', dtype: string | null): void;
   version(): string;
   parallelInfo(): string;
   releaseFreeMemory(): void;

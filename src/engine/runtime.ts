@@ -15,6 +15,27 @@ export function manualSeed(seed: number): void {
 export const cudaAvailable = (): boolean => native.cudaAvailable();
 /** cuDNN picks the fastest convolution algorithm per shape after timing them (CUDA only). */
 export const cudnnBenchmark = (on: boolean): void => native.cudnnBenchmark(on);
+/** The lower precisions that autocast can run in (bfloat16 needs no loss scaling). */
+export type AutocastDType = 'bfloat16' | 'float16';
+let autocastDepth = 0;
+/**
+ * Runs fn under libtorch's autocast for `device`'s type: convolutions in `dtype`, precision-
+ * sensitive ops in float32, weights kept float32. Outputs come back in mixed dtypes: cast them to
+ * float32 before a loss. dtype null runs fn as it is. Nested calls keep the outer one's setting.
+ */
+export function withAutocast<T>(device: string, dtype: AutocastDType | null, fn: () => T): T {
+  if (!dtype || autocastDepth > 0) return fn();
+  if (dtype !== 'bfloat16' && dtype !== 'float16') throw expected('withAutocast', "'bfloat16' or 'float16'", 'dtype', dtype);
+  const type = device.startsWith('cuda') ? 'cuda' : 'cpu';
+  native.autocast(type, dtype);
+  autocastDepth++;
+  try {
+    return fn();
+  } finally {
+    autocastDepth--;
+    native.autocast(type, null);
+  }
+}
 export const libtorchVersion = (): string => native.version();
 export const parallelInfo = (): string => native.parallelInfo();
 /** Hands freed heap memory back to the system (glibc malloc_trim); cheap next to a forward pass. */

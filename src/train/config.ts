@@ -38,6 +38,13 @@ export interface TrainConfig {
    * twice the trunk itself, so cpu-stage2 uses 32 (2.3x faster steps).
    */
   spadeHidden: number;
+  /**
+   * Mixed precision: 'bf16' runs the networks' forward passes under libtorch's autocast in
+   * bfloat16 (convolutions in bf16, norms and reductions in float32; weights, gradients, Adam
+   * and the losses stay float32; bf16 keeps float32's range, so no loss scaling). 'off': all
+   * float32, as the official recipes.
+   */
+  amp: 'off' | 'bf16';
   /** stage 1 loss weights (official: pixel 10, gan 1, feature matching 10, perceptual 30) */
   weights: { pixel: number; gan: number; feat: number; perceptual: number };
   /**
@@ -96,7 +103,7 @@ const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
   weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
-  spadeHidden: SPADE_HIDDEN,
+  spadeHidden: SPADE_HIDDEN, amp: 'off' as const,
 };
 
 export const PRESETS: Record<string, TrainConfig> = {
@@ -169,6 +176,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   }
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
+  if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw new Error(`config: expected "off" or "bf16" for amp, got ${JSON.stringify(cfg.amp)}`);
   if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
   if (!Array.isArray(cfg.levels) || !cfg.levels.every(isLevel)) {
     throw new Error(`config: expected a list of numbers in (0, 4] for levels, got ${JSON.stringify(cfg.levels)}`);

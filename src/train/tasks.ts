@@ -12,7 +12,7 @@
  * msdi_net for the ablation, for stage 2), a run starts from all of them instead of from scratch
  * (the discriminator and the optimiser state start fresh).
  */
-import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, type Device } from '../engine/index.js';
+import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, withAutocast, type Device } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
@@ -73,9 +73,17 @@ function checkFinite(values: Record<string, number>): void {
 
 /** Splits each feature of a D run on [fake; real] stacked along the batch. */
 function splitPreds(preds: Tensor[][]): [Tensor[][], Tensor[][]] {
-  const fake = preds.map((fs) => fs.map((f) => f.chunk(2, 0)[0]));
-  const real = preds.map((fs) => fs.map((f) => f.chunk(2, 0)[1]));
+  const fake = preds.map((fs) => fs.map((f) => f32(f.chunk(2, 0)[0]!)));
+  const real = preds.map((fs) => fs.map((f) => f32(f.chunk(2, 0)[1]!)));
   return [fake, real];
+}
+
+/** A network output as float32, for its loss (outputs under bf16 autocast are bfloat16). */
+const f32 = (t: Tensor): Tensor => (t.dtype === 'float32' ? t : t.to({ dtype: 'float32' }));
+
+/** Runs a forward pass in the run's precision (TrainConfig.amp). */
+function forwardIn<T>(cfg: TrainConfig, device: Device, fn: () => T): T {
+  return withAutocast(device, cfg.amp === 'bf16' ? 'bfloat16' : null, fn);
 }
 
 /** Weights (or a checkpoint's network) that a run starts from, and where they came from. */
@@ -145,32 +153,37 @@ export class Stage1Task implements Task {
     return tidy(() => {
       const [blurry, sharp] = batchTensors(batch, this.device);
       this.optG.zeroGrad();
-      const o = this.g.forward(blurry, this.d ? sharp : null, { encoderFromReblurOnly: this.cfg.encoderFrom === 'reblur' });
-      const lPix = l1Loss(o.deblurred, sharp, w.pixel);
+      const o = forwardIn(this.cfg, this.device, () => this.g.forward(blurry, this.d ? sharp : null, { encoderFromReblurOnly: this.cfg.encoderFrom === 'reblur' }));
+      const deblurred = f32(o.deblurred);
+      const reblurred = o.reblurred ? f32(o.reblurred) : null;
+      const lPix = l1Loss(deblurred, sharp, w.pixel);
       let total = lPix;
       const values: Record<string, number> = {};
       let fakeDetached: Tensor | null = null;
-      if (this.d && o.reblurred) {
-        const [predFake, predReal] = splitPreds(this.d.forward(cat([cat([sharp, o.reblurred], 1), cat([sharp, blurry], 1)], 0)));
+      if (this.d && reblurred) {
+        const d = this.d;
+        const [predFake, predReal] = splitPreds(forwardIn(this.cfg, this.device, () => d.forward(cat([cat([sharp, reblurred], 1), cat([sharp, blurry], 1)], 0))));
         const lGan = hingeG(predFake).mul(w.gan);
         const lFeat = featureMatching(predFake, predReal, w.feat);
         total = total.add(lGan).add(lFeat);
         values.l_gan = lGan.item();
         values.l_feat = lFeat.item();
         if (this.perceptual && w.perceptual > 0) {
-          const lPer = this.perceptual.compute(o.reblurred, blurry).mul(w.perceptual);
+          const lPer = this.perceptual.compute(reblurred, blurry).mul(w.perceptual);
           total = total.add(lPer);
           values.l_perceptual = lPer.item();
         }
-        fakeDetached = o.reblurred.detach();
+        fakeDetached = reblurred.detach();
         if (this.cfg.levelWeight > 0 && batch.levelBlurry && batch.levels) {
           // The latent maps at each sample's level between the sharp image's (0) and the blurry
           // image's (1), as msdi reblur interpolates them; the reblurred image must be that blur.
           const target = Tensor.fromArray(batch.levelBlurry, blurry.shape, { device: this.device });
           const L = Tensor.fromArray(batch.levels, [batch.n, 1, 1, 1], { device: this.device });
-          const own = this.g.represent(sharp).latents;
-          const latents = own.map((s, j) => s.add(o.latents[j]!.sub(s).mul(L)));
-          const out = this.g.inverse_generator!.forward(sharp, latents);
+          const out = f32(forwardIn(this.cfg, this.device, () => {
+            const own = this.g.represent(sharp).latents;
+            const latents = own.map((s, j) => s.add(o.latents[j]!.sub(s).mul(L)));
+            return this.g.inverse_generator!.forward(sharp, latents);
+          }));
           const lLevel = l1Loss(out, target, this.cfg.levelWeight);
           total = total.add(lLevel);
           values.l_level = lLevel.item();
@@ -192,7 +205,9 @@ export class Stage1Task implements Task {
         // The discriminator judges the reblurred image of this step (detached), not a second
         // generator forward as the official code does: one forward fewer per step on a CPU.
         this.optD.zeroGrad();
-        const [predFake, predReal] = splitPreds(this.d.forward(cat([cat([sharp, fakeDetached], 1), cat([sharp, blurry], 1)], 0)));
+        const d = this.d;
+        const fake = fakeDetached;
+        const [predFake, predReal] = splitPreds(forwardIn(this.cfg, this.device, () => d.forward(cat([cat([sharp, fake], 1), cat([sharp, blurry], 1)], 0))));
         const lD = hingeD(predFake, false).add(hingeD(predReal, true));
         values.l_d = lD.item();
         checkFinite({ l_d: values.l_d });
@@ -279,8 +294,8 @@ export class Stage2Task implements Task {
     return tidy(() => {
       const [blurry, sharp] = batchTensors(batch, this.device);
       this.optG.zeroGrad();
-      const o = this.g.forward(blurry);
-      const loss = psnrLoss(o.out1, sharp, this.cfg.psnrWeight).add(psnrLoss(o.out2, sharp, this.cfg.psnrWeight));
+      const o = forwardIn(this.cfg, this.device, () => this.g.forward(blurry));
+      const loss = psnrLoss(f32(o.out1), sharp, this.cfg.psnrWeight).add(psnrLoss(f32(o.out2), sharp, this.cfg.psnrWeight));
       const values: Record<string, number> = { l_psnr: loss.item() };
       checkFinite(values);
       loss.backward();

@@ -35,6 +35,10 @@ export interface TrainBenchOptions {
   size: number;
   repeats: number;
   warmup?: number;
+  /** SPADE width (default: the paper's, 128) */
+  spadeHidden?: number;
+  /** mixed precision (TrainConfig.amp; default 'off') */
+  amp?: 'off' | 'bf16';
 }
 
 function median(xs: number[]): number {
@@ -94,7 +98,7 @@ export function forwardStep(o: { wf: number; size: number; channelsLast?: boolea
 }
 
 /** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
-export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean }): BenchStep {
+export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean; spadeHidden?: number; amp?: 'off' | 'bf16' }): BenchStep {
   // Stage 2 starts from a stage-1 representation: any net_prior / prior_upsampling weights do.
   manualSeed(0);
   const donor = new MsdiNet({ wf: o.wf, version: 2 });
@@ -103,7 +107,8 @@ export function trainStep(o: { wf: number; batch: number; size: number; channels
     if (isRepresentationKey(k)) init.set(k, tensorToRaw(t));
   }
   donor.dispose();
-  const cfg = { ...PRESETS['paper-stage2'], wf: o.wf, batch: o.batch, crop: o.size, clip: 0 };
+  const base = PRESETS['paper-stage2'];
+  const cfg = { ...base, wf: o.wf, batch: o.batch, crop: o.size, clip: 0, spadeHidden: o.spadeHidden ?? base.spadeHidden, amp: o.amp ?? 'off' };
   // As the trainer runs it: NHWC parameters unless MSDI_CHANNELS_LAST=0.
   const channelsLast = o.channelsLast ?? process.env.MSDI_CHANNELS_LAST !== '0';
   const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' }, { channelsLast });
@@ -120,4 +125,18 @@ export function forwardBench(o: ForwardBenchOptions): number {
 /** One stage-2 training step of msdi2_net; median ms. */
 export function trainBench(o: TrainBenchOptions): number {
   return medianRuns(trainStep(o), o.warmup ?? 1, o.repeats);
+}
+
+/**
+ * The same training step in float32 and under bf16 autocast (TrainConfig.amp), in alternating
+ * rounds so that a noisy machine slows both alike; the mean of each one's round medians, ms.
+ */
+export function ampBench(o: Omit<TrainBenchOptions, 'amp'>, rounds = 2): { float32_ms: number; bf16_ms: number } {
+  let f = 0;
+  let b = 0;
+  for (let r = 0; r < rounds; r++) {
+    f += trainBench({ ...o, amp: 'off' }) / rounds;
+    b += trainBench({ ...o, amp: 'bf16' }) / rounds;
+  }
+  return { float32_ms: f, bf16_ms: b };
 }

@@ -142,11 +142,12 @@ function peakResidentMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-const HELP = `usage: msdi bench [--json] [--threads N] [--repeats N] [--weights W] [--only forward,train,deblur,ops]
+const HELP = `usage: msdi bench [--json] [--threads N] [--repeats N] [--weights W] [--only forward,train,amp,deblur,ops]
                   [--profile trace.json]
 
   forward  msdi_net, paper config, 1x3x256x256 inference: ours vs PyTorch eager (ratio, lower is better)
   train    one stage-2 step (wf 16, batch 4, 256 crops): ours vs PyTorch eager
+  amp      one stage-2 step as msdi trains (wf 8, SPADE 32, batch 4, 256): bf16 autocast vs float32
   deblur   msdi deblur on a 1920x1080 PNG: megapixels per second, peak resident memory
   ops      conv2d 3x3 64->64 on 1x64x128x128, forward and forward+backward GFLOP/s
 PyTorch is Debian's python3-torch (installed when absent), run with the same thread count.
@@ -163,10 +164,11 @@ export async function bench(argv: string[]): Promise<void> {
   setNumThreads(threads);
   if (values['deblur-child']) return deblurChild(positionals[0], positionals[1], positionals[2]);
   const repeats = intOption(values.repeats, '--repeats', 3);
-  const all = ['forward', 'train', 'deblur', 'ops'];
-  const only: string[] = values.only ? values.only.split(',') : ['forward', 'train', 'deblur'];
+  const all = ['forward', 'train', 'amp', 'deblur', 'ops'];
+  const only: string[] = values.only ? values.only.split(',') : ['forward', 'train', 'amp', 'deblur'];
   for (const o of only) if (!all.includes(o)) throw new UsageError(`--only: expected some of ${all.join(',')}, got "${o}"`);
-  if (only.some((o) => o !== 'deblur')) ensureTorch();
+  const needsTorch = only.some((o) => o !== 'deblur' && o !== 'amp');
+  if (needsTorch) ensureTorch();
 
   const result: Record<string, unknown> = { machine: { threads, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', libtorch: libtorchVersion() } };
   const say = (line: string) => { if (!values.json) console.log(line); };
@@ -195,6 +197,12 @@ export async function bench(argv: string[]): Promise<void> {
       say(`train    stage-2 step wf 16, batch 4, 256: ours ${ours.toFixed(0)} ms, PyTorch ${torch.toFixed(0)} ms, ratio ${(ours / torch).toFixed(2)}`);
     }
   }
+  if (only.includes('amp')) {
+    const { ampBench } = await import('./bench-models.js');
+    const r = ampBench({ wf: 8, spadeHidden: 32, batch: 4, size: 256, repeats });
+    result.amp = { ...r, ratio: r.bf16_ms / r.float32_ms };
+    say(`amp      stage-2 step wf 8, SPADE 32, batch 4, 256: float32 ${r.float32_ms.toFixed(0)} ms, bf16 autocast ${r.bf16_ms.toFixed(0)} ms, ratio ${(r.bf16_ms / r.float32_ms).toFixed(2)} (lower is better)`);
+  }
   if (only.includes('deblur')) {
     const d = await deblurBench(threads, values.weights);
     result.deblur = d;
@@ -213,6 +221,6 @@ export async function bench(argv: string[]): Promise<void> {
     say(`ops      conv2d 3x3 64->64 1x64x128x128: forward ours ${fwd.ours_gflops.toFixed(1)} / PyTorch ${fwd.torch_gflops.toFixed(1)} GFLOP/s; ` +
       `forward+backward ${fb.ours_gflops.toFixed(1)} / ${fb.torch_gflops.toFixed(1)} GFLOP/s`);
   }
-  (result.machine as Record<string, unknown>).torch = only.some((o) => o !== 'deblur') ? torchVersion() : undefined;
+  (result.machine as Record<string, unknown>).torch = needsTorch ? torchVersion() : undefined;
   console.log(JSON.stringify(result));
 }
