@@ -6,8 +6,8 @@
  * deblurring weights.
  * The level and map checks test what trained weights must do (more blur with the level, the
  * sharp image kept at level 0, blurred regions told apart); they print the measured numbers.
- * Extrapolation past level 1 is checked by test/pending/reblur-extrapolation.test.ts, which
- * the bundled weights do not pass yet.
+ * Level 2 extrapolates the representation past the blurry image's (the paper's stronger blur
+ * levels); the bundled weights learnt it with the level loss (README, "Blur levels").
  * The images are made by test/helpers/reblur-pairs.ts (a procedural scene blurred by the
  * training-data synthesiser), so the test needs no data folder.
  */
@@ -85,14 +85,15 @@ after(() => {
   representation?.dispose();
 });
 
-test('reblur: levels 0, 0.5, 1 blur more and more, level 0 keeps the sharp image', () => {
+test('reblur: levels 0, 0.5, 1 and 2 (extrapolated) blur more and more, level 0 keeps the sharp image', () => {
   const live = liveTensors();
-  const levels = [0, 0.5, 1];
+  const levels = [0, 0.5, 1, 2];
   const { energy, psnr0, psnr1 } = levelStats(model, pairs, levels);
   for (let k = 1; k < levels.length; k++) {
     assert.ok(energy[k] < energy[k - 1], `level ${levels[k]} (${energy[k]}) should be blurrier than level ${levels[k - 1]} (${energy[k - 1]})`);
   }
   assert.ok(energy[2] < 0.8 * energy[0], `level 1 (${energy[2]}) should clearly blur more than level 0 (${energy[0]})`);
+  assert.ok(energy[3] < 0.85 * energy[1], `level 2 (${energy[3]}) should clearly blur more than level 0.5 (${energy[1]})`);
   assert.ok(psnr0 > 35, `level 0 should stay close to the sharp input (PSNR ${psnr0})`);
   assert.ok(psnr0 > psnr1 + 10, `level 0 (${psnr0} dB) should be much closer to the sharp input than level 1 (${psnr1} dB)`);
   assert.equal(liveTensors(), live, 'reblur leaks no tensors');
