@@ -1,0 +1,75 @@
+/**
+ * Does a deblurring network (msdi2_net) use its degradation representation? On N held-out pairs
+ * (their centre 256 x 256 crops, the size the encoder works at) it scores the deblurred result
+ * (PSNR against the sharp frame) with the input's own latent maps, and with latent maps that
+ * describe something else: the sharp frame's (no blur), another pair's blurry image's (the wrong
+ * blur), and zeros. A network that relies on its representation loses clearly with the wrong
+ * ones; one that ignores it scores about the same with all four.
+ *
+ *   node --import tsx scripts/probe-deblur-representation.mts DEBLUR_WEIGHTS PAIRS_DIR [N]
+ *
+ * DEBLUR_WEIGHTS: msdi2_net weights (weights/msdi-deblur.safetensors or `msdi export`);
+ * PAIRS_DIR: input/ and target/ as for training, images at least 256 pixels on each side.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from '../src/eval/model.js';
+import { imageToTensor } from '../src/eval/reblur.js';
+import { readImageRGB } from '../src/data/image-io.js';
+import { inferenceMode, tidy, type Tensor } from '../src/engine/index.js';
+import { MsdiNet } from '../src/models/msdi-net.js';
+
+const [weights, dir, count = '40'] = process.argv.slice(2);
+if (!weights || !dir) {
+  console.error('usage: node --import tsx scripts/probe-deblur-representation.mts DEBLUR_WEIGHTS PAIRS_DIR [N]');
+  process.exit(2);
+}
+if (!/^[1-9][0-9]*$/.test(count)) {
+  console.error(`probe: expected a positive integer for N, got ${count}`);
+  process.exit(2);
+}
+const model = loadModel(weights);
+const net = model.net;
+if (!(net instanceof MsdiNet) || !net.net_prior) {
+  console.error(`${weights}: not a deblurring network with a representation (msdi2_net)`);
+  process.exit(1);
+}
+net.eval();
+const SIDE = 256;
+const names = readdirSync(join(dir, 'input')).sort().slice(0, Number(count));
+const pairs = await Promise.all(names.map(async (name) => {
+  const [blurry, sharp] = await Promise.all([readImageRGB(join(dir, 'input', name)), readImageRGB(join(dir, 'target', name))]);
+  if (blurry.width < SIDE || blurry.height < SIDE) throw new Error(`${join(dir, 'input', name)}: ${blurry.width}x${blurry.height}, smaller than ${SIDE}x${SIDE}`);
+  return { blurry, sharp };
+}));
+/** the centre SIDE x SIDE crop of a 1 x 3 x H x W tensor */
+const centre = (t: Tensor) => {
+  const [, , h, w] = t.shape;
+  const y = Math.floor((h! - SIDE) / 2);
+  const x = Math.floor((w! - SIDE) / 2);
+  return t.slice(2, y, y + SIDE).slice(3, x, x + SIDE).contiguous();
+};
+const psnr = (a: Tensor, b: Tensor) => -10 * Math.log10(Math.max(1e-12, a.clamp(0, 1).sub(b).pow(2).mean().item()));
+const sums = { input: 0, own: 0, sharp: 0, other: 0, zeros: 0 };
+const n = pairs.length;
+inferenceMode(() => {
+  for (const [i, p] of pairs.entries()) {
+    tidy(() => {
+      const blurry = centre(imageToTensor(p.blurry));
+      const sharp = centre(imageToTensor(p.sharp));
+      // another pair's blurry image: a different blur (and scene) for the wrong-blur case
+      const other = centre(imageToTensor(pairs[(i + Math.ceil(n / 2)) % n]!.blurry));
+      const own = net.represent(blurry).latents;
+      const score = (latents: Tensor[]) => psnr(net.forward(blurry, latents).out2, sharp) / n;
+      sums.input += psnr(blurry, sharp) / n;
+      sums.own += score(own);
+      sums.sharp += score(net.represent(sharp).latents);
+      sums.other += score(net.represent(other).latents);
+      sums.zeros += score(own.map((l) => l.mul(0)));
+    });
+  }
+});
+const f = (v: number) => `${v.toFixed(2)} dB`;
+console.log(`${n} pairs, centre ${SIDE} crops: input ${f(sums.input)}; deblurred with its own representation ${f(sums.own)}, ` +
+  `with the sharp frame's ${f(sums.sharp)}, another pair's ${f(sums.other)}, zeros ${f(sums.zeros)}`);
+model.dispose();
