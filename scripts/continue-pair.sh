@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Continues a fair pair of stage-2 runs on this machine, resumably: the deblurring network with
+# its representation and its --ablate no-degradation twin, each fine-tuned from earlier weights
+# (for example a GPU session's exports), in alternating chunks of CHUNK steps, so that both have
+# always trained for the same number of steps when the job is stopped. Run it again after a stop
+# and both continue where they were (each run resumes with the config it started with).
+#
+# Usage: bash scripts/continue-pair.sh STAGE2_WEIGHTS ABLATION_WEIGHTS CONFIG RUNS_DIR
+#   STAGE2_WEIGHTS / ABLATION_WEIGHTS: msdi2_net and msdi_net weights (msdi export, or .safetensors
+#   from scripts/gpu/session.sh); CONFIG: a stage-2 config file (its "iters" is the schedule);
+#   RUNS_DIR gets pair-stage2/ and pair-ablation/.
+# Env: DATA (training pairs, $HOME/msdi-train/synth-train), VAL (validation pairs,
+#   $HOME/msdi-train/synth-val), CHUNK (250).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -eq 4 ] || { echo "usage: bash scripts/continue-pair.sh STAGE2_WEIGHTS ABLATION_WEIGHTS CONFIG RUNS_DIR" >&2; exit 2; }
+w2=$1 wa=$2 config=$3 runs=$4
+for f in "$w2" "$wa" "$config"; do [ -f "$f" ] || { echo "continue-pair: $f: no such file" >&2; exit 2; }; done
+DATA="${DATA:-$HOME/msdi-train/synth-train}"
+VAL="${VAL:-$HOME/msdi-train/synth-val}"
+CHUNK="${CHUNK:-250}"
+mkdir -p "$runs"
+msdi() { node bin/msdi.js "$@"; }
+steps() { ls "$1"/ckpt-*.safetensors 2>/dev/null | sed 's/.*ckpt-0*\([0-9]*\)\.safetensors/\1/' | sort -n | tail -1 || true; }
+iters=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).iters)' "$config")
+
+while :; do
+  s2=$(steps "$runs/pair-stage2"); s2=${s2:-0}
+  ab=$(steps "$runs/pair-ablation"); ab=${ab:-0}
+  [ "$s2" -ge "$iters" ] && [ "$ab" -ge "$iters" ] && break
+  if [ "$s2" -le "$ab" ]; then
+    if [ "$s2" -gt 0 ]; then from=(--resume); else from=(--init "$w2"); fi
+    msdi train stage2 --data "$DATA" --val "$VAL" --out "$runs/pair-stage2" --config "$config" "${from[@]}" --stop-after "$CHUNK" --quiet
+  else
+    if [ "$ab" -gt 0 ]; then from=(--resume); else from=(--init "$wa"); fi
+    msdi train stage2 --ablate no-degradation --data "$DATA" --val "$VAL" --out "$runs/pair-ablation" --config "$config" "${from[@]}" --stop-after "$CHUNK" --quiet
+  fi
+done
+echo "continue-pair: done; score both with msdi eval after msdi export RUN -o W --half"
