@@ -812,7 +812,6 @@ Napi::Value ProvokeError(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("fromBuffer", FromBuffer);
-  EXPORT("autocast", Autocast);
   EXPORT("toBuffer", ToBuffer);
   EXPORT("meta", Meta);
   EXPORT("free", Free);
@@ -905,6 +904,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("manualSeed", ManualSeed);
   EXPORT("cudaAvailable", CudaAvailable);
   EXPORT("cudnnBenchmark", CudnnBenchmark);
+  EXPORT("autocast", Autocast);
   EXPORT("version", Version);
   EXPORT("parallelInfo", ParallelInfo);
   EXPORT("releaseFreeMemory", ReleaseFreeMemory);
