@@ -87,6 +87,14 @@ test('stage 1 trains the joint model with the discriminator, and stage 2 starts 
   const a = readSafetensors(join(s1, 'final.safetensors')).tensors.get('net_prior.layer1.0.weight_orig')!;
   const b = readSafetensors(join(s2, 'final.safetensors')).tensors.get('net_prior.layer1.0.weight_orig')!;
   assert.deepEqual(Buffer.from(b.data), Buffer.from(a.data));
+  // --resume needs no --init: the checkpoint holds the representation too
+  const s2r = join(root, 's2-resumed');
+  await train({ config: cfg({ iters: 3 }), ablation: 'none', data, out: s2r, init: listCheckpoints(s1).pop()!.file, stopAfter: 1, quiet: true });
+  const r2r = await train({ config: cfg({ iters: 3 }), ablation: 'none', data, out: s2r, resume: true, quiet: true });
+  assert.equal(r2r.step, 3);
+  const c = readSafetensors(join(s2r, 'final.safetensors')).tensors.get('net_prior.layer1.0.weight_orig')!;
+  assert.deepEqual(Buffer.from(c.data), Buffer.from(a.data));
+  await assert.rejects(train({ config: cfg({ iters: 3 }), ablation: 'none', data, out: join(root, 's2-no-init'), resume: true, quiet: true }), /needs the stage-1 representation/);
 });
 
 test('fine-tuning: --init with weights of the network a stage trains starts from all of them', async () => {

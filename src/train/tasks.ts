@@ -86,6 +86,13 @@ function forwardIn<T>(cfg: TrainConfig, device: Device, fn: () => T): T {
   return withAutocast(device, cfg.amp === 'bf16' ? 'bfloat16' : null, fn);
 }
 
+/**
+ * Where a task's weights come from when not from a file at construction: 'from-rank-0' (rank 0
+ * of a data-parallel run broadcasts them), 'from-checkpoint' (--resume loads them, the frozen
+ * representation included, so stage 2 needs no --init then).
+ */
+export type WeightsLater = 'from-rank-0' | 'from-checkpoint';
+
 /** Weights (or a checkpoint's network) that a run starts from, and where they came from. */
 export interface InitWeights {
   tensors: Map<string, RawTensor>;
@@ -114,10 +121,11 @@ export class Stage1Task implements Task {
   /**
    * The networks are made on the CPU (the same initial weights on any device), then moved.
    * init: MSDI2E weights to fine-tune from (all of the generator; the discriminator starts fresh),
-   * or 'from-rank-0' on the other ranks of a data-parallel run.
+   * or 'from-rank-0' / 'from-checkpoint' when the weights arrive after construction (from rank 0
+   * of a data-parallel run; from the checkpoint --resume continues).
    */
   constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss,
-    o: { device?: Device; init?: InitWeights | 'from-rank-0' } = {}) {
+    o: { device?: Device; init?: InitWeights | WeightsLater } = {}) {
     manualSeed(cfg.seed);
     this.device = o.device ?? 'cpu';
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
@@ -125,7 +133,7 @@ export class Stage1Task implements Task {
     if (!reblur && cfg.encoderFrom === 'reblur') throw new Error('config: encoderFrom "reblur" needs the reblurring branch (not --ablate no-reblur)');
     this.g = new MSDI2E(cfg.wf, cfg.wf, reblur, cfg.spadeHidden).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
-    if (o.init && o.init !== 'from-rank-0') {
+    if (typeof o.init === 'object') {
       try {
         const arch = initArch(o.init);
         if (arch !== 'MSDI2E') throw new Error(`${o.init.source}: stage 1 fine-tunes MSDI2E weights, not ${arch}`);
@@ -247,10 +255,10 @@ export class Stage2Task implements Task {
   /**
    * init: a stage-1 (MSDI2E) state dict whose encoder and decoder are taken and frozen; or
    * weights of this very network (msdi2_net, msdi_net for the ablation) to fine-tune, all of
-   * them (the representation stays frozen); or 'from-rank-0' on the other ranks of a
-   * data-parallel run (rank 0 broadcasts its weights).
+   * them (the representation stays frozen); or a WeightsLater when they arrive after
+   * construction (from rank 0, or from the checkpoint of a resumed run).
    */
-  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: InitWeights | 'from-rank-0',
+  constructor(readonly cfg: TrainConfig, ablation: Ablation, init?: InitWeights | WeightsLater,
     o: { channelsLast?: boolean; device?: Device } = {}) {
     manualSeed(cfg.seed);
     this.device = o.device ?? 'cpu';
@@ -259,7 +267,7 @@ export class Stage2Task implements Task {
     if (cfg.zeroModulation) zeroModulation(this.g);
     if (o.channelsLast) for (const [, t] of [...this.g.namedParameters(), ...this.g.namedBuffers()]) t.setChannelsLast_();
     try {
-      if (init && init !== 'from-rank-0') this.#initialise(init, degradation);
+      if (typeof init === 'object') this.#initialise(init, degradation);
       else if (degradation && !init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
     } catch (e) {
       this.g.dispose();

@@ -21,7 +21,7 @@ import { validate, type ValPair, type ValResult } from './validate.js';
 import {
   checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readNetworkWeights, saveCheckpoint, type CheckpointMeta,
 } from './checkpoint.js';
-import { Stage1Task, Stage2Task, NonFiniteLossError, type Task, type InitWeights } from './tasks.js';
+import { Stage1Task, Stage2Task, NonFiniteLossError, type Task, type InitWeights, type WeightsLater } from './tasks.js';
 import type { TrainConfig, Ablation } from './config.js';
 import { cudnnBenchmark, type Device } from '../engine/index.js';
 import { saveWeights } from '../nn/state-dict.js';
@@ -65,9 +65,11 @@ export interface TrainResult {
 function makeTask(o: TrainOptions): Task {
   const cfg = o.config;
   const device = o.device ?? 'cpu';
-  let init: InitWeights | 'from-rank-0' | undefined;
-  if (o.init && o.group && o.group.rank > 0) {
+  let init: InitWeights | WeightsLater | undefined;
+  if ((o.init || o.resume) && o.group && o.group.rank > 0) {
     init = 'from-rank-0'; // only rank 0 reads the file (it may exist on its machine only)
+  } else if (o.resume && listCheckpoints(o.out).length) {
+    init = 'from-checkpoint'; // it holds every weight: --init is not needed (nor read) to resume
   } else if (o.init) {
     // MSDI2E weights for the representation, or the network to fine-tune
     init = { tensors: readNetworkWeights(o.init), source: o.init };
