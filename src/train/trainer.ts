@@ -62,14 +62,15 @@ export interface TrainResult {
   interrupted: NodeJS.Signals | null;
 }
 
-function makeTask(o: TrainOptions): Task {
+/** resuming: this rank continues from a checkpoint in o.out (which holds every weight). */
+function makeTask(o: TrainOptions, resuming: boolean): Task {
   const cfg = o.config;
   const device = o.device ?? 'cpu';
   let init: InitWeights | WeightsLater | undefined;
   if ((o.init || o.resume) && o.group && o.group.rank > 0) {
     init = 'from-rank-0'; // only rank 0 reads the file (it may exist on its machine only)
-  } else if (o.resume && listCheckpoints(o.out).length) {
-    init = 'from-checkpoint'; // it holds every weight: --init is not needed (nor read) to resume
+  } else if (resuming) {
+    init = 'from-checkpoint'; // --init is not needed (nor read) to resume
   } else if (o.init) {
     // MSDI2E weights for the representation, or the network to fine-tune
     init = { tensors: readNetworkWeights(o.init), source: o.init };
@@ -89,11 +90,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   const log = new RunLog(join(o.out, 'log.jsonl'));
   if (o.device?.startsWith('cuda')) cudnnBenchmark(true); // one crop size: time the algorithms once
-  const task = makeTask(o);
+  const existing = lead ? listCheckpoints(o.out) : [];
+  const task = makeTask(o, Boolean(o.resume) && existing.length > 0);
   let step = 0;
   let bestPsnr: number | null = null;
   let bestStep: number | null = null;
-  const existing = lead ? listCheckpoints(o.out) : [];
   if (!lead) {
     // rank 0 decides fresh / resume; its state arrives below
   } else if (o.resume && existing.length) {
