@@ -2,7 +2,8 @@
 # Continues a fair pair of stage-2 runs on this machine, resumably: the deblurring network with
 # its representation and its --ablate no-degradation twin, each fine-tuned from earlier weights
 # (for example a GPU session's exports), in alternating chunks of CHUNK steps, so that both have
-# always trained for the same number of steps when the job is stopped. Run it again after a stop
+# always trained for the same number of steps when the job is stopped (a chunk ends at a
+# multiple of CHUNK, so a run stopped midway catches up to the other's step first). Run it again after a stop
 # and both continue where they were (each run resumes with the config it started with).
 #
 # Usage: bash scripts/continue-pair.sh STAGE2_WEIGHTS ABLATION_WEIGHTS CONFIG RUNS_DIR
@@ -30,10 +31,10 @@ while :; do
   [ "$s2" -ge "$iters" ] && [ "$ab" -ge "$iters" ] && break
   if [ "$s2" -le "$ab" ]; then
     if [ "$s2" -gt 0 ]; then from=(--resume); else from=(--init "$w2"); fi
-    msdi train stage2 --data "$DATA" --val "$VAL" --out "$runs/pair-stage2" --config "$config" "${from[@]}" --stop-after "$CHUNK" --quiet
+    msdi train stage2 --data "$DATA" --val "$VAL" --out "$runs/pair-stage2" --config "$config" "${from[@]}" --stop-after $((CHUNK - s2 % CHUNK)) --quiet
   else
     if [ "$ab" -gt 0 ]; then from=(--resume); else from=(--init "$wa"); fi
-    msdi train stage2 --ablate no-degradation --data "$DATA" --val "$VAL" --out "$runs/pair-ablation" --config "$config" "${from[@]}" --stop-after "$CHUNK" --quiet
+    msdi train stage2 --ablate no-degradation --data "$DATA" --val "$VAL" --out "$runs/pair-ablation" --config "$config" "${from[@]}" --stop-after $((CHUNK - ab % CHUNK)) --quiet
   fi
 done
 echo "continue-pair: done; score both with msdi eval after msdi export RUN -o W --half"
