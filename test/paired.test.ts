@@ -321,6 +321,54 @@ describe('blur levels (msdi synth --levels folders)', () => {
   });
 });
 
+describe('decoded-image cache (cacheBytes)', () => {
+  test('the same batches as without it; once the images are in, crops come from memory (files gone); the budget holds', async () => {
+    // 4 pairs of 8-bit PNGs and one of 16 bits, targets inverted, level-2 files for two pairs
+    const d = join(root, 'cached');
+    const names = ['p.png', 'q.png', 'r.png', 's.png', 't16.png'];
+    for (const sub of ['input', 'target', 'level-2']) await mkdir(join(d, sub), { recursive: true });
+    const rng = new Rng(21);
+    for (const name of names) {
+      if (name.startsWith('t16')) {
+        const u16 = new Uint16Array(W * H * 3).map(() => rng.int(0, 65535));
+        for (const [sub, px] of [['input', u16], ['target', u16.map((v) => 65535 - v)]] as const) {
+          await sharp(px, { raw: { width: W, height: H, channels: 3 } }).toColourspace('rgb16').png().toFile(join(d, sub, name));
+        }
+        continue;
+      }
+      const px = new Uint8Array(W * H * 3).map(() => rng.int(0, 255));
+      await writePng(join(d, 'input', name), px, W, H);
+      await writePng(join(d, 'target', name), px.map((v) => 255 - v), W, H);
+      if (name < 'r') await writePng(join(d, 'level-2', name), px.map((v) => v >> 1), W, H);
+    }
+    const o = { dir: d, crop: 12, batch: 3, seed: 9, levels: [2] };
+    const same = (a: PairBatch, b: PairBatch) => sameBatch(a, b) && sameBytes(a.levelBlurry!, b.levelBlurry!);
+    const plain = new PairedLoader({ ...o, workers: 0 });
+    const loaders = [new PairedLoader({ ...o, workers: 0, cacheBytes: 1e9 }), new PairedLoader({ ...o, workers: 2, cacheBytes: 1e9 })];
+    // room for about three of the 12 images (8-bit: 3600 bytes, 16-bit: 7200)
+    const small = new PairedLoader({ ...o, workers: 1, cacheBytes: 12000 });
+    try {
+      const want: PairBatch[] = [];
+      for (let step = 0; step < 16; step++) want.push(await plain.get(step));
+      for (const L of [...loaders, small]) {
+        for (let step = 0; step < 12; step++) assert.ok(same(await L.get(step), want[step]!), `step ${step}, workers ${L.workers}, cache ${L.cacheBytes}`);
+      }
+      for (const L of loaders) assert.deepEqual(L.cacheStats(), { images: 12, bytes: 10 * W * H * 3 + 2 * W * H * 6 });
+      const s = small.cacheStats();
+      assert.ok(s.images >= 2 && s.images < 12 && s.bytes <= 12000, `small cache: ${JSON.stringify(s)}`);
+      await rm(d, { recursive: true });
+      for (const L of loaders) {
+        for (let step = 12; step < 16; step++) assert.ok(same(await L.get(step), want[step]!), `step ${step} from memory, workers ${L.workers}`);
+      }
+      // (steps 12 and 13 were prefetched before the files went)
+      await assert.rejects(small.get(15), /cannot read|cannot decode|no such file/i, 'the small cache cannot hold everything');
+    } finally {
+      await Promise.all([plain.close(), small.close(), ...loaders.map((L) => L.close())]);
+    }
+    assert.throws(() => new PairedLoader({ ...o, cacheBytes: -1 }), /cacheBytes must be an integer >= 0/);
+  });
+});
+
 describe('loadPairs', () => {
   test('whole images, limit, centred maxSide crop', async () => {
     const all = await loadPairs(dir);

@@ -5,13 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { synthFolder } from '../src/data/synth.js';
 import { createImage, writeImageRGB } from '../src/data/image-io.js';
 import { Rng } from '../src/data/rng.js';
 import { train } from '../src/train/trainer.js';
-import { PRESETS, loadConfig, type TrainConfig } from '../src/train/config.js';
+import { PRESETS, cacheBytes, loadConfig, type TrainConfig } from '../src/train/config.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { Stage1Task, Stage2Task, NonFiniteLossError } from '../src/train/tasks.js';
 import { readSafetensors, writeSafetensors } from '../src/engine/io/index.js';
@@ -72,6 +72,19 @@ test('amp bf16: both stages train in bfloat16 autocast close to float32, and kee
     }
   }
   assert.throws(() => loadConfig('test-stage2', { amp: 'fp16' as never }), /"off" or "bf16" for amp, got "fp16"/);
+});
+
+test('the loader cache (cacheGB) changes no batch: a run without it logs the same losses; "auto" is a quarter of the memory per process', async () => {
+  const c = { ...PRESETS['test-stage2'], iters: 6, logEvery: 1, ckptEvery: 100, valEvery: 1000 };
+  const losses = (dir: string) => new RunLog(join(dir, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r.l_psnr);
+  // 6 steps of 2 from the small dataset: later steps crop images the cache already holds
+  await train({ config: c, ablation: 'no-degradation', data, out: join(root, 'cache-auto'), quiet: true });
+  await train({ config: { ...c, cacheGB: 0 }, ablation: 'no-degradation', data, out: join(root, 'cache-off'), quiet: true });
+  assert.equal(losses(join(root, 'cache-auto')).length, 6);
+  assert.deepEqual(losses(join(root, 'cache-auto')), losses(join(root, 'cache-off')));
+  assert.equal(cacheBytes('auto', 2), Math.floor(totalmem() / 8));
+  assert.equal(cacheBytes(0.5, 4), 2 ** 29);
+  assert.throws(() => loadConfig('test-stage2', { cacheGB: -1 }), /"auto" or a number of GB >= 0 for cacheGB, got -1/);
 });
 
 test('stage 1 trains the joint model with the discriminator, and stage 2 starts from its representation', async () => {

@@ -36,6 +36,21 @@ export interface PairJob {
   crop: number;
   augment: boolean;
   samples: PairSample[];
+  /** images of this job already decoded whole (by path): crops are cut from them, no file is read */
+  cached?: Record<string, CachedImage>;
+  /** decode the other images whole and return them in `decoded`, for the loader's cache */
+  fill?: boolean;
+}
+
+/**
+ * A whole decoded image kept for later crops: interleaved RGB (HWC) after EXIF orientation,
+ * 8 bit (max 255) or 16 bit (max 65535), in memory that every worker thread shares.
+ */
+export interface CachedImage {
+  data: SharedArrayBuffer;
+  width: number;
+  height: number;
+  max: 255 | 65535;
 }
 
 export interface PairJobResult {
@@ -44,6 +59,8 @@ export interface PairJobResult {
   sharp: Float32Array;
   /** the samples' levelPath images, when every sample has one */
   level?: Float32Array;
+  /** with PairJob.fill: the images this job decoded whole, by path */
+  decoded?: Record<string, CachedImage>;
 }
 
 export interface SampleParams {
@@ -160,19 +177,18 @@ async function decodeRaw(path: string, info: ImageInfo, region: Region | null): 
 }
 
 /**
- * Writes a square S x S HWC raw crop into `out` (CHW planes at `offset`) as 0..1 floats, applying
- * BasicSR's augment in its order: hflip (flip columns), then vflip (flip rows), then rot90
- * (which in BasicSR is a transpose, img.transpose(1, 0, 2)).
- * Output pixel (y, x) reads source (r, c) with: (r, c) = rot90 ? (x, y) : (y, x);
+ * Writes the S x S crop at (left, top) of an HWC raw image into `out` (CHW planes at `offset`) as
+ * 0..1 floats, applying BasicSR's augment in its order: hflip (flip columns), then vflip (flip
+ * rows), then rot90 (which in BasicSR is a transpose, img.transpose(1, 0, 2)).
+ * Output pixel (y, x) reads crop pixel (r, c) with: (r, c) = rot90 ? (x, y) : (y, x);
  * r = vflip ? S-1-r : r; c = hflip ? S-1-c : c.
  */
-function writeAugmented(src: RawRGB, p: SampleParams, out: Float32Array, offset: number): void {
-  const S = src.width;
+function writeAugmented(src: RawRGB, left: number, top: number, S: number, p: SampleParams, out: Float32Array, offset: number): void {
   const plane = S * S;
-  const rowStep = S * 3;
-  const rowBase = p.vflip ? (S - 1) * rowStep : 0;
+  const rowStep = src.width * 3;
+  const rowBase = (top + (p.vflip ? S - 1 : 0)) * rowStep;
   const rowSign = p.vflip ? -rowStep : rowStep;
-  const colBase = p.hflip ? (S - 1) * 3 : 0;
+  const colBase = (left + (p.hflip ? S - 1 : 0)) * 3;
   const colSign = p.hflip ? -3 : 3;
   const dy = p.rot90 ? colSign : rowSign;
   const dx = p.rot90 ? rowSign : colSign;
@@ -191,6 +207,17 @@ function writeAugmented(src: RawRGB, p: SampleParams, out: Float32Array, offset:
       out[B + o + x] = d[s + 2]! / max;
     }
   }
+}
+
+/** A decoded image moved into shared memory, for the loader's cache. */
+function share(raw: RawRGB): CachedImage {
+  const data = new SharedArrayBuffer(raw.data.byteLength);
+  (raw.max === 255 ? new Uint8Array(data) : new Uint16Array(data)).set(raw.data);
+  return { data, width: raw.width, height: raw.height, max: raw.max === 255 ? 255 : 65535 };
+}
+
+function view(c: CachedImage): RawRGB {
+  return { data: c.max === 255 ? new Uint8Array(c.data) : new Uint16Array(c.data), width: c.width, height: c.height, max: c.max };
 }
 
 /** HWC raw -> CHW float 0..1 (no augmentation, any size). */
@@ -233,9 +260,26 @@ export async function runPairJob(job: PairJob): Promise<PairJobResult> {
   const sharpOut = new Float32Array(samples.length * per);
   const withLevels = samples.length > 0 && samples.every((s) => s.levelPath !== undefined);
   const levelOut = withLevels ? new Float32Array(samples.length * per) : undefined;
+  // with `fill`, each image is decoded whole once per job (a pair can come twice in a batch)
+  const whole = new Map<string, Promise<CachedImage>>();
+  const wholeImage = (path: string, info: ImageInfo): Promise<CachedImage> => {
+    let c = whole.get(path);
+    if (!c) whole.set(path, (c = decodeRaw(path, info, null).then(share)));
+    return c;
+  };
+  const size = async (path: string): Promise<{ width: number; height: number }> => job.cached?.[path] ?? imageInfo(path);
+  /** the crop (region p, crop x crop) of `path`, written augmented into `out` */
+  const cropInto = async (path: string, p: SampleParams, out: Float32Array, k: number): Promise<void> => {
+    const hit = job.cached?.[path];
+    if (hit) return writeAugmented(view(hit), p.left, p.top, crop, p, out, k * per);
+    const info = await imageInfo(path);
+    if (job.fill) return writeAugmented(view(await wholeImage(path, info)), p.left, p.top, crop, p, out, k * per);
+    const region = { left: p.left, top: p.top, width: crop, height: crop };
+    writeAugmented(await decodeRaw(path, info, region), 0, 0, crop, p, out, k * per);
+  };
   await Promise.all(
     samples.map(async (s, k) => {
-      const [ib, is] = await Promise.all([imageInfo(s.blurryPath), imageInfo(s.sharpPath)]);
+      const [ib, is] = await Promise.all([size(s.blurryPath), size(s.sharpPath)]);
       if (ib.width !== is.width || ib.height !== is.height) {
         throw new Error(
           `paired: size mismatch for "${s.name}": ${s.blurryPath} is ${ib.width}x${ib.height} but ${s.sharpPath} is ${is.width}x${is.height}`,
@@ -245,22 +289,25 @@ export async function runPairJob(job: PairJob): Promise<PairJobResult> {
         throw new Error(`paired: image ${s.blurryPath} is ${ib.width}x${ib.height}, smaller than the crop size ${crop}`);
       }
       const p = sampleParams(job.seed, job.step, s.i, ib.width, ib.height, crop, job.augment);
-      const region = { left: p.left, top: p.top, width: crop, height: crop };
-      const [rb, rs] = await Promise.all([decodeRaw(s.blurryPath, ib, region), decodeRaw(s.sharpPath, is, region)]);
-      writeAugmented(rb, p, blurry, k * per);
-      writeAugmented(rs, p, sharpOut, k * per);
+      await Promise.all([cropInto(s.blurryPath, p, blurry, k), cropInto(s.sharpPath, p, sharpOut, k)]);
       if (levelOut && s.levelPath === s.blurryPath) {
         levelOut.set(blurry.subarray(k * per, (k + 1) * per), k * per); // level 1: the blurry crop itself
       } else if (levelOut && s.levelPath) {
-        const il = await imageInfo(s.levelPath);
+        const il = await size(s.levelPath);
         if (il.width !== ib.width || il.height !== ib.height) {
           throw new Error(`paired: size mismatch for "${s.name}": ${s.levelPath} is ${il.width}x${il.height} but ${s.blurryPath} is ${ib.width}x${ib.height}`);
         }
-        writeAugmented(await decodeRaw(s.levelPath, il, region), p, levelOut, k * per);
+        await cropInto(s.levelPath, p, levelOut, k);
       }
     }),
   );
-  return levelOut ? { blurry, sharp: sharpOut, level: levelOut } : { blurry, sharp: sharpOut };
+  const result: PairJobResult = levelOut ? { blurry, sharp: sharpOut, level: levelOut } : { blurry, sharp: sharpOut };
+  if (whole.size) {
+    const decoded: Record<string, CachedImage> = {};
+    for (const [path, c] of whole) decoded[path] = await c;
+    result.decoded = decoded;
+  }
+  return result;
 }
 
 // ---- worker entry point -------------------------------------------------------------------------
@@ -269,7 +316,7 @@ export interface WorkerRequest {
   id: number;
   job: PairJob;
 }
-export type WorkerReply = { id: number; blurry: Float32Array; sharp: Float32Array; level?: Float32Array } | { id: number; error: string };
+export type WorkerReply = ({ id: number } & PairJobResult) | { id: number; error: string };
 
 if (!isMainThread && parentPort && (workerData as { kind?: unknown } | null)?.kind === WORKER_KIND) {
   const port = parentPort;

@@ -30,6 +30,7 @@ import {
   decodeRGB,
   runPairJob,
   WORKER_KIND,
+  type CachedImage,
   type PairJob,
   type PairJobResult,
   type WorkerReply,
@@ -127,6 +128,14 @@ export interface PairedLoaderOptions {
    * pair's blur at one of these levels that it has, drawn per (seed, step, global index).
    */
   levels?: number[];
+  /**
+   * Keep decoded images in memory, shared by the decode workers, up to this many bytes (3 per
+   * pixel, 6 for 16-bit files): once an image is in, its crops are cut from memory, without
+   * reading or decoding the file again, which is what a fast GPU waits for otherwise. Images are
+   * decoded whole the first time (while there is room) and kept for the loader's life; the
+   * batches are the same bytes either way. 0 (default): off.
+   */
+  cacheBytes?: number;
 }
 
 interface Job {
@@ -181,6 +190,9 @@ export class PairedLoader {
   private readonly perms = new Map<number, Uint32Array>();
   private nextId = 1;
   private closed = false;
+  readonly cacheBytes: number;
+  private readonly cache = new Map<string, CachedImage>();
+  private cachedBytes = 0;
   private respawns = 0;
 
   constructor(o: PairedLoaderOptions) {
@@ -199,6 +211,7 @@ export class PairedLoader {
       throw new Error(`PairedLoader: batch ${this.batch} is not divisible by shard.world ${this.world}`);
     }
     this.localBatch = this.batch / this.world;
+    this.cacheBytes = checkInt(o.cacheBytes ?? 0, 'cacheBytes', 0);
     this.names = listPairs(o.dir);
     this.levelsOf = o.levels?.length
       ? this.names.map((n) => o.levels!.filter((L) => existsSync(join(levelFolder(o.dir, L), n))))
@@ -276,7 +289,37 @@ export class PairedLoader {
     this.slots.length = 0;
   }
 
+  /** What the cache holds now (see PairedLoaderOptions.cacheBytes). */
+  cacheStats(): { images: number; bytes: number } {
+    return { images: this.cache.size, bytes: this.cachedBytes };
+  }
+
   // ---- internals --------------------------------------------------------------------------------
+
+  /** Just before a job runs: the images it needs that the cache has, and whether to add the rest. */
+  private withCache(spec: PairJob): PairJob {
+    if (this.cacheBytes === 0) return spec;
+    const cached: Record<string, CachedImage> = {};
+    let missing = false;
+    for (const s of spec.samples) {
+      for (const path of [s.blurryPath, s.sharpPath, s.levelPath]) {
+        if (path === undefined) continue;
+        const hit = this.cache.get(path);
+        if (hit) cached[path] = hit;
+        else missing = true;
+      }
+    }
+    return { ...spec, cached, fill: missing && this.cachedBytes < this.cacheBytes };
+  }
+
+  /** Keeps what a job decoded whole, while there is room. */
+  private remember(decoded: Record<string, CachedImage> | undefined): void {
+    for (const [path, c] of Object.entries(decoded ?? {})) {
+      if (this.cache.has(path) || this.cachedBytes + c.data.byteLength > this.cacheBytes) continue;
+      this.cache.set(path, c);
+      this.cachedBytes += c.data.byteLength;
+    }
+  }
 
   private perm(epoch: number): Uint32Array {
     let p = this.perms.get(epoch);
@@ -349,8 +392,11 @@ export class PairedLoader {
       this.queue = [];
       for (const job of q) {
         job.started = true;
-        runPairJob(job.spec).then(
-          (r) => job.resolve(this.toBatch(job, r)),
+        runPairJob(this.withCache(job.spec)).then(
+          (r) => {
+            this.remember(r.decoded);
+            job.resolve(this.toBatch(job, r));
+          },
           (e: unknown) => job.reject(e instanceof Error ? e : new Error(String(e))),
         );
       }
@@ -373,7 +419,7 @@ export class PairedLoader {
       const id = this.nextId++;
       best.busy.set(id, job);
       best.worker.ref();
-      const msg: WorkerRequest = { id, job: job.spec };
+      const msg: WorkerRequest = { id, job: this.withCache(job.spec) };
       best.worker.postMessage(msg);
     }
   }
@@ -386,6 +432,7 @@ export class PairedLoader {
       const job = slot.busy.get(m.id);
       slot.busy.delete(m.id);
       if (slot.busy.size === 0) worker.unref();
+      if ('decoded' in m) this.remember(m.decoded);
       if (job) {
         if ('error' in m) job.reject(new Error(m.error));
         else job.resolve(this.toBatch(job, m));

@@ -3,6 +3,7 @@
  * `paper-*` are the official recipes; `cpu-*` are sized to train on a 2-core machine.
  */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { SPADE_HIDDEN } from '../models/spade.js';
 import { isLevel } from '../data/synth.js';
 
@@ -96,13 +97,19 @@ export interface TrainConfig {
   valCount: number;
   valSide: number;
   workers: number;
+  /**
+   * Memory for decoded training images (GB), so that after the first pass over the data a batch
+   * is crops from memory, without reading or decoding files (PairedLoaderOptions.cacheBytes).
+   * "auto": a quarter of this machine's memory, shared by the processes of a run; 0: off.
+   */
+  cacheGB: number | 'auto';
   seed: number;
 }
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
   weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
-  logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, seed: 0,
+  logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, cacheGB: 'auto' as const, seed: 0,
   spadeHidden: SPADE_HIDDEN, amp: 'off' as const,
 };
 
@@ -177,6 +184,9 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
   if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw new Error(`config: expected "off" or "bf16" for amp, got ${JSON.stringify(cfg.amp)}`);
+  if (cfg.cacheGB !== 'auto' && !(typeof cfg.cacheGB === 'number' && cfg.cacheGB >= 0)) {
+    throw new Error(`config: expected "auto" or a number of GB >= 0 for cacheGB, got ${JSON.stringify(cfg.cacheGB)}`);
+  }
   if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
   if (!Array.isArray(cfg.levels) || !cfg.levels.every(isLevel)) {
     throw new Error(`config: expected a list of numbers in (0, 4] for levels, got ${JSON.stringify(cfg.levels)}`);
@@ -186,4 +196,13 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (!(cfg.levelGradWeight >= 0)) throw new Error(`config: expected a non-negative number for levelGradWeight, got ${cfg.levelGradWeight}`);
   if (cfg.levelGradWeight > 0 && !(cfg.levelWeight > 0)) throw new Error('config: levelGradWeight needs levelWeight (it scores the same level outputs)');
   return cfg;
+}
+
+/**
+ * The loader's cache budget in bytes for a config's cacheGB: "auto" is a quarter of this
+ * machine's memory split between the run's `processes` (data-parallel ranks each keep their own).
+ */
+export function cacheBytes(cacheGB: number | 'auto', processes: number): number {
+  const bytes = cacheGB === 'auto' ? totalmem() / 4 / Math.max(1, processes) : cacheGB * 2 ** 30;
+  return Math.floor(bytes);
 }

@@ -22,7 +22,7 @@ import {
   checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readNetworkWeights, saveCheckpoint, type CheckpointMeta,
 } from './checkpoint.js';
 import { Stage1Task, Stage2Task, NonFiniteLossError, type Task, type InitWeights, type WeightsLater } from './tasks.js';
-import type { TrainConfig, Ablation } from './config.js';
+import { cacheBytes, type TrainConfig, type Ablation } from './config.js';
 import { cudnnBenchmark, type Device } from '../engine/index.js';
 import { saveWeights } from '../nn/state-dict.js';
 import { Progress } from '../cli/progress.js';
@@ -128,6 +128,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers,
     shard: group ? { rank: group.rank, world: group.world } : undefined,
     levels: cfg.stage === 'stage1' && cfg.levelWeight > 0 ? cfg.levels : undefined,
+    cacheBytes: cacheBytes(cfg.cacheGB, group?.world ?? 1),
   });
   const valPairs: ValPair[] = o.val && lead ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
   const meta = (): CheckpointMeta => ({ step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep });

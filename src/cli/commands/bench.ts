@@ -142,12 +142,13 @@ function peakResidentMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-const HELP = `usage: msdi bench [--json] [--threads N] [--repeats N] [--weights W] [--only forward,train,amp,deblur,ops]
+const HELP = `usage: msdi bench [--json] [--threads N] [--repeats N] [--weights W] [--only forward,train,amp,loader,deblur,ops]
                   [--profile trace.json]
 
   forward  msdi_net, paper config, 1x3x256x256 inference: ours vs PyTorch eager (ratio, lower is better)
   train    one stage-2 step (wf 16, batch 4, 256 crops): ours vs PyTorch eager
   amp      one stage-2 step as msdi trains (wf 8, SPADE 32, batch 4, 256): bf16 autocast vs float32
+  loader   training batches (32 crops of 256 from 320x320 PNG pairs): decoding files vs the cache
   deblur   msdi deblur on a 1920x1080 PNG: megapixels per second, peak resident memory
   ops      conv2d 3x3 64->64 on 1x64x128x128, forward and forward+backward GFLOP/s
 PyTorch is Debian's python3-torch (installed when absent), run with the same thread count.
@@ -164,10 +165,10 @@ export async function bench(argv: string[]): Promise<void> {
   setNumThreads(threads);
   if (values['deblur-child']) return deblurChild(positionals[0], positionals[1], positionals[2]);
   const repeats = intOption(values.repeats, '--repeats', 3);
-  const all = ['forward', 'train', 'amp', 'deblur', 'ops'];
-  const only: string[] = values.only ? values.only.split(',') : ['forward', 'train', 'amp', 'deblur'];
+  const all = ['forward', 'train', 'amp', 'loader', 'deblur', 'ops'];
+  const only: string[] = values.only ? values.only.split(',') : ['forward', 'train', 'amp', 'loader', 'deblur'];
   for (const o of only) if (!all.includes(o)) throw new UsageError(`--only: expected some of ${all.join(',')}, got "${o}"`);
-  const needsTorch = only.some((o) => o !== 'deblur' && o !== 'amp');
+  const needsTorch = only.some((o) => o === 'forward' || o === 'train' || o === 'ops');
   if (needsTorch) ensureTorch();
 
   const result: Record<string, unknown> = { machine: { threads, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', libtorch: libtorchVersion() } };
@@ -202,6 +203,12 @@ export async function bench(argv: string[]): Promise<void> {
     const r = ampBench({ wf: 8, spadeHidden: 32, batch: 4, size: 256, repeats });
     result.amp = { ...r, ratio: r.bf16_ms / r.float32_ms };
     say(`amp      stage-2 step wf 8, SPADE 32, batch 4, 256: float32 ${r.float32_ms.toFixed(0)} ms, bf16 autocast ${r.bf16_ms.toFixed(0)} ms, ratio ${(r.bf16_ms / r.float32_ms).toFixed(2)} (lower is better)`);
+  }
+  if (only.includes('loader')) {
+    const { loaderBench } = await import('./bench-loader.js');
+    const r = await loaderBench({ batch: 32, crop: 256, workers: Math.min(4, cpus().length) });
+    result.loader = { ...r, ratio: r.cached_ms / r.files_ms };
+    say(`loader   batch of 32 x 256 crops, ${r.workers} decode workers: from files ${r.files_ms.toFixed(0)} ms, from the cache ${r.cached_ms.toFixed(0)} ms, ratio ${(r.cached_ms / r.files_ms).toFixed(2)} (lower is better)`);
   }
   if (only.includes('deblur')) {
     const d = await deblurBench(threads, values.weights);
