@@ -455,6 +455,12 @@ Napi::Value InstanceNorm(const Napi::CallbackInfo& info) {
       auto y = (x - mean) * at::rsqrt(var + D(info, 3));
       auto w = OptT(info, 1);
       auto b = OptT(info, 2);
+      // Under autocast x is bfloat16 while the affine parameters stay float32: apply them in x's
+      // dtype, as torch's batch and instance norms do on a GPU, or the output would be promoted to
+      // float32 and the next convolution cast it back (a copy of the activation each way, forward
+      // and backward).
+      if (w.has_value() && w->scalar_type() != x.scalar_type()) w = w->to(x.scalar_type());
+      if (b.has_value() && b->scalar_type() != x.scalar_type()) b = b->to(x.scalar_type());
       if (w.has_value()) y = y * w->view({1, -1, 1, 1});
       if (b.has_value()) y = y + b->view({1, -1, 1, 1});
       return Wrap(info.Env(), y);

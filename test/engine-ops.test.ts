@@ -714,4 +714,20 @@ describe('autocast (mixed precision)', () => {
     assert.throws(() => withAutocast('cpu', 'bfloat16', () => { throw new Error('boom'); }), /boom/);
     assert.equal(F.conv2d(x, w).dtype, 'float32');
   }));
+
+  test('instance norm of a bf16 activation with float32 affine parameters stays bf16 (no promotion), near float32, float32 gradients', () => tidy(() => {
+    const x = T(rand(2 * 8 * 12 * 12, 6), [2, 8, 12, 12]).mul(3).add(1).channelsLast();
+    const weight = T(rand(8, 7), [8]).add(0.5).requiresGrad_(true);
+    const bias = T(rand(8, 8), [8]).requiresGrad_(true);
+    const ref = F.instanceNorm(x, weight, bias);
+    const xb = x.to({ dtype: 'bfloat16' });
+    const y = withAutocast('cpu', 'bfloat16', () => F.instanceNorm(xb, weight, bias));
+    assert.equal(y.dtype, 'bfloat16');
+    const err = y.to({ dtype: 'float32' }).sub(ref).abs().max().item() / ref.abs().max().item();
+    assert.ok(err > 0 && err < 2e-2, `relative error ${err}`);
+    y.to({ dtype: 'float32' }).sum().backward();
+    assert.equal(weight.grad?.dtype, 'float32');
+    assert.equal(bias.grad?.dtype, 'float32');
+    assert.ok(Math.abs(bias.grad!.sum().item() - 2 * 8 * 144) < 1e-3, 'every output adds its bias once');
+  }));
 });
