@@ -115,9 +115,24 @@ start_run() { # $1 run, $2 folder, $3 iters, then extra args
 # The timed start runs CAL steps; the rate is the mean over its logged stretches after the
 # first two (cuDNN's tuning, and every run past its own start, so the contention is the real one).
 CAL=${CAL:-100}
-rm -rf "$W"/cal-*
-for r in $RUNS; do start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >/dev/null; done
-wait
+calibrate() {
+  rm -rf "$W"/cal-*
+  for r in $RUNS; do start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >"$W/cal-$r.out" 2>&1; done
+  wait
+}
+trained() { grep -q '"kind":"train"' "$W/cal-$1/log.jsonl" 2>/dev/null; }
+calibrate
+# Mixed precision has not run on a GPU before: if a timed start fails with it, the session goes
+# on in float32 rather than losing its training time.
+for r in $RUNS; do
+  if ! trained "$r" && grep -q '"amp" *: *"bf16"' "$W/g1.json" "$W/g2.json"; then
+    log "$r: the timed start failed ($(tail -n 1 "$W/cal-$r.out")); again without mixed precision" | tee -a "$OUT/check.txt"
+    for f in "$W/g1.json" "$W/g2.json"; do node -e 'const fs = require("fs"); const c = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); c.amp = "off"; fs.writeFileSync(process.argv[1], JSON.stringify(c))' "$f"; done
+    calibrate
+    break
+  fi
+done
+for r in $RUNS; do trained "$r" || { log "$r: the timed start failed: $(tail -n 1 "$W/cal-$r.out")" | tee -a "$OUT/check.txt"; exit 1; }; done
 # rate DIR [KEY]: the mean of KEY (s_per_it; s_wait_per_it: the part spent waiting for batches)
 rate() { node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train");
