@@ -278,6 +278,8 @@ export class PairedLoader {
     for (const s of this.slots) for (const j of s.busy.values()) j.reject(err);
     this.jobs.clear();
     this.queue = [];
+    this.cache.clear(); // the workers' views go with them
+    this.cachedBytes = 0;
     // Node does not keep the process alive for a terminating worker: without this timer, a
     // top-level `await loader.close()` with nothing else pending can end the process early (exit 13)
     const keepAlive = setInterval(() => {}, 1000);
@@ -314,6 +316,7 @@ export class PairedLoader {
 
   /** Keeps what a job decoded whole, while there is room. */
   private remember(decoded: Record<string, CachedImage> | undefined): void {
+    if (this.closed) return;
     for (const [path, c] of Object.entries(decoded ?? {})) {
       if (this.cache.has(path) || this.cachedBytes + c.data.byteLength > this.cacheBytes) continue;
       this.cache.set(path, c);
