@@ -193,6 +193,8 @@ export class PairedLoader {
   readonly cacheBytes: number;
   private readonly cache = new Map<string, CachedImage>();
   private cachedBytes = 0;
+  /** an image did not fit: stop decoding whole images for the cache (a crop decodes less) */
+  private cacheFull = false;
   private respawns = 0;
 
   constructor(o: PairedLoaderOptions) {
@@ -292,8 +294,8 @@ export class PairedLoader {
   }
 
   /** What the cache holds now (see PairedLoaderOptions.cacheBytes). */
-  cacheStats(): { images: number; bytes: number } {
-    return { images: this.cache.size, bytes: this.cachedBytes };
+  cacheStats(): { images: number; bytes: number; full: boolean } {
+    return { images: this.cache.size, bytes: this.cachedBytes, full: this.cacheFull };
   }
 
   // ---- internals --------------------------------------------------------------------------------
@@ -311,14 +313,18 @@ export class PairedLoader {
         else missing = true;
       }
     }
-    return { ...spec, cached, fill: missing && this.cachedBytes < this.cacheBytes };
+    return { ...spec, cached, fill: missing && !this.cacheFull };
   }
 
   /** Keeps what a job decoded whole, while there is room. */
   private remember(decoded: Record<string, CachedImage> | undefined): void {
     if (this.closed) return;
     for (const [path, c] of Object.entries(decoded ?? {})) {
-      if (this.cache.has(path) || this.cachedBytes + c.data.byteLength > this.cacheBytes) continue;
+      if (this.cache.has(path)) continue;
+      if (this.cachedBytes + c.data.byteLength > this.cacheBytes) {
+        this.cacheFull = true;
+        continue;
+      }
       this.cache.set(path, c);
       this.cachedBytes += c.data.byteLength;
     }
