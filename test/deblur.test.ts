@@ -530,6 +530,7 @@ describe('msdi deblur', () => {
     await rejectsOneLine(deblurCommand([join(d, 'nope.png'), '-o', out, ...fast()]), /nope\.png: no such file/);
     await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--tile', '100']), /multiple of 16/);
     await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--grid', 'square']), /--grid/);
+    await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--amp', 'fp16']), /--amp: expected off or bf16, got "fp16"/);
     assert.equal(existsSync(out), false, 'nothing written');
     if (!existsSync(DEFAULT_WEIGHTS.deblur)) {
       const img = join(dir, 'cli-in', 'grey.png');

@@ -34,16 +34,22 @@ test('bundled weights deblur the bundled held-out sample: closer to its sharp fr
   const sharp = await readImageRGB(join(ROOT, 'assets', 'sample-sharp.png'));
   const m = loadModel();
   let out;
+  let bf16;
   try {
     out = deblurImage(m, blurry);
+    bf16 = deblurImage(m, blurry, { amp: 'bf16' });
   } finally {
     m.dispose();
   }
   const before = psnr(blurry, sharp);
   const after = psnr(out, sharp);
-  console.log(`# sample: PSNR ${before.toFixed(2)} -> ${after.toFixed(2)} dB; gradient energy ${gradientEnergy(blurry).toExponential(3)} -> ${gradientEnergy(out).toExponential(3)} (sharp ${gradientEnergy(sharp).toExponential(3)})`);
+  console.log(`# sample: PSNR ${before.toFixed(2)} -> ${after.toFixed(2)} dB (bf16: ${psnr(bf16, sharp).toFixed(2)} dB, ${psnr(bf16, out).toFixed(1)} dB from float32's); gradient energy ${gradientEnergy(blurry).toExponential(3)} -> ${gradientEnergy(out).toExponential(3)} (sharp ${gradientEnergy(sharp).toExponential(3)})`);
   assert.ok(after > before + MIN_GAIN_DB, `PSNR ${before.toFixed(2)} -> ${after.toFixed(2)} dB`);
   assert.ok(gradientEnergy(out) > gradientEnergy(blurry), 'more gradient energy than the input');
+  // mixed precision (--amp bf16): another computation, the same result to within bf16 rounding
+  const apart = psnr(bf16, out);
+  assert.ok(apart > 45 && apart < Infinity, `bf16 vs float32 output: ${apart} dB`);
+  assert.ok(Math.abs(psnr(bf16, sharp) - after) < 0.02, `bf16 ${psnr(bf16, sharp)} vs float32 ${after} dB`);
 });
 
 /** PSNR of float images in 0..1. */

@@ -25,3 +25,9 @@ export function intOption(value: string | undefined, name: string, fallback: num
   if (!Number.isInteger(n) || n < min) throw new UsageError(`expected an integer >= ${min} for ${name}, got ${JSON.stringify(value)}`);
   return n;
 }
+
+/** --amp off|bf16 (mixed precision for the model's forward passes); default off. */
+export function ampOption(value: string | undefined): 'off' | 'bf16' {
+  if (value === undefined || value === 'off' || value === 'bf16') return value ?? 'off';
+  throw new UsageError(`--amp: expected off or bf16, got ${JSON.stringify(value)}`);
+}

@@ -108,22 +108,26 @@ async function deblurBench(threads: number, weights: string | undefined) {
       note = `random weights (wf ${CONFIGS.tiny.wf}): the bundled weights are missing`;
     }
     const spec = loadModel(source).spec;
-    const r = spawnSync(process.execPath, [process.argv[1], 'bench', '--deblur-child', input, join(dir, 'out.png'), source,
-      '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (r.status !== 0) throw new Error(`deblur bench: the child process failed (exit ${r.status ?? r.signal})`);
-    const child = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; max_rss_mb: number };
+    const run = (amp: 'off' | 'bf16') => {
+      const r = spawnSync(process.execPath, [process.argv[1], 'bench', '--deblur-child', input, join(dir, 'out.png'), source, amp,
+        '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      if (r.status !== 0) throw new Error(`deblur bench: the child process failed (exit ${r.status ?? r.signal})`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; max_rss_mb: number };
+    };
+    const child = run('off');
+    const bf16 = run('bf16');
     return { size: `${w}x${h}`, model: `${spec.arch} wf ${spec.wf}${(spec.spadeHidden ?? SPADE_HIDDEN) !== SPADE_HIDDEN ? ` (SPADE ${spec.spadeHidden})` : ''}`, weights: note, ms: child.ms,
-      megapixels_per_s: (w * h) / 1e6 / (child.ms / 1e3), peak_rss_mb: child.max_rss_mb };
+      megapixels_per_s: (w * h) / 1e6 / (child.ms / 1e3), peak_rss_mb: child.max_rss_mb, bf16_ms: bf16.ms, bf16_ratio: bf16.ms / child.ms };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** The child side of deblurBench: one `msdi deblur`, then its time and peak memory as JSON. */
-async function deblurChild(input: string, output: string, weights: string): Promise<void> {
+async function deblurChild(input: string, output: string, weights: string, amp: string): Promise<void> {
   const { deblurCommand } = await import('./deblur.js');
   const t0 = process.hrtime.bigint();
-  await deblurCommand([input, '-o', output, '--weights', weights, '--force']);
+  await deblurCommand([input, '-o', output, '--weights', weights, '--amp', amp, '--force']);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   console.log(JSON.stringify({ ms, max_rss_mb: peakResidentMb() }));
 }
@@ -149,7 +153,7 @@ const HELP = `usage: msdi bench [--json] [--threads N] [--repeats N] [--weights 
   train    one stage-2 step (wf 16, batch 4, 256 crops): ours vs PyTorch eager
   amp      one stage-2 step as msdi trains (wf 8, SPADE 32, batch 4, 256): bf16 autocast vs float32
   loader   training batches (32 crops of 256 from 320x320 PNG pairs): decoding files vs the cache
-  deblur   msdi deblur on a 1920x1080 PNG: megapixels per second, peak resident memory
+  deblur   msdi deblur on a 1920x1080 PNG: megapixels per second, peak resident memory; with --amp bf16
   ops      conv2d 3x3 64->64 on 1x64x128x128, forward and forward+backward GFLOP/s
 PyTorch is Debian's python3-torch (installed when absent), run with the same thread count.
 --json prints one JSON object on the last line; --profile adds per-op times of one more forward
@@ -163,7 +167,7 @@ export async function bench(argv: string[]): Promise<void> {
   if (values.help) return void console.log(HELP);
   const threads = intOption(values.threads, '--threads', getNumThreads());
   setNumThreads(threads);
-  if (values['deblur-child']) return deblurChild(positionals[0], positionals[1], positionals[2]);
+  if (values['deblur-child']) return deblurChild(positionals[0], positionals[1], positionals[2], positionals[3]);
   const repeats = intOption(values.repeats, '--repeats', 3);
   const all = ['forward', 'train', 'amp', 'loader', 'deblur', 'ops'];
   const only: string[] = values.only ? values.only.split(',') : ['forward', 'train', 'amp', 'loader', 'deblur'];
@@ -213,7 +217,8 @@ export async function bench(argv: string[]): Promise<void> {
   if (only.includes('deblur')) {
     const d = await deblurBench(threads, values.weights);
     result.deblur = d;
-    say(`deblur   ${d.size} end to end (${d.model}, ${d.weights}): ${(d.ms / 1e3).toFixed(1)} s, ${d.megapixels_per_s.toFixed(3)} MP/s, peak RSS ${d.peak_rss_mb.toFixed(0)} MB`);
+    say(`deblur   ${d.size} end to end (${d.model}, ${d.weights}): ${(d.ms / 1e3).toFixed(1)} s, ${d.megapixels_per_s.toFixed(3)} MP/s, peak RSS ${d.peak_rss_mb.toFixed(0)} MB; ` +
+      `--amp bf16 ${(d.bf16_ms / 1e3).toFixed(1)} s, ratio ${d.bf16_ratio.toFixed(2)}`);
   }
   if (only.includes('ops')) {
     // conv2d 3x3, 64 -> 64, 1 x 64 x 128 x 128: 2 * 64 * 64 * 9 * 128 * 128 FLOPs forward,

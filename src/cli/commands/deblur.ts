@@ -13,7 +13,7 @@ import {
 import { deblurImage, planFor } from '../../eval/deblur.js';
 import { DEFAULT_WEIGHTS, loadModel } from '../../eval/model.js';
 import { tileCount } from '../../eval/tiles.js';
-import { intOption, parse, UsageError } from '../args.js';
+import { ampOption, intOption, parse, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
 
 const HELP = `usage: msdi deblur <files or folders...> -o <file or folder> [options]
@@ -28,6 +28,8 @@ const HELP = `usage: msdi deblur <files or folders...> -o <file or folder> [opti
   --overlap N            least overlap between feather tiles in px (default 32; feather only)
   --batch N              tiles per forward pass (default 4 for wf <= 16, else 1)
   --ensemble             self-ensemble: average the 8 flips/transposes of every tile (8x the time)
+  --amp off|bf16         bf16: convolutions in bfloat16, about 0.7x the time on CPUs with
+                         AVX-512 BF16, results within about 57 dB of float32's (default off)
   --format png|jpg|webp|tif  output format (default: the input's)
   --quality N            JPEG / WebP quality (default 95)
   --max-pixels N         refuse larger images (default ${DEFAULT_MAX_PIXELS})
@@ -76,7 +78,7 @@ export async function deblurCommand(argv: string[]): Promise<void> {
     out: { type: 'string', short: 'o' }, weights: { type: 'string' }, device: { type: 'string' },
     grid: { type: 'string' }, tile: { type: 'string' }, overlap: { type: 'string' }, batch: { type: 'string' },
     format: { type: 'string' }, quality: { type: 'string' }, 'max-pixels': { type: 'string' },
-    force: { type: 'boolean' }, ensemble: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    force: { type: 'boolean' }, ensemble: { type: 'boolean' }, amp: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   }, 'deblur');
   if (values.help) return void console.log(HELP);
   if (positionals.length === 0 || !values.out) throw new UsageError(HELP.split('\n')[0]);
@@ -96,6 +98,7 @@ export async function deblurCommand(argv: string[]): Promise<void> {
   const forced = values.format === undefined ? undefined : FORMATS[values.format.toLowerCase()];
   if (values.format !== undefined && !forced) throw new UsageError(`--format: expected png, jpg, webp or tif, got ${JSON.stringify(values.format)}`);
   const force = Boolean(values.force);
+  const amp = ampOption(values.amp);
 
   // Inputs and outputs.
   const out: string = values.out;
@@ -144,7 +147,7 @@ export async function deblurCommand(argv: string[]): Promise<void> {
         const total = tileCount(planFor(height, width, { grid, tile, overlap }));
         const label = jobs.length > 1 ? `${basename(j.input)} (${k + 1}/${jobs.length})` : basename(j.input);
         const bar = new Progress(label, total, 'tile');
-        const rgb = deblurImage(model, img.rgb, { grid, tile, overlap, batch, ensemble: values.ensemble, onProgress: (done) => bar.update(done) });
+        const rgb = deblurImage(model, img.rgb, { grid, tile, overlap, batch, ensemble: values.ensemble, amp, onProgress: (done) => bar.update(done) });
         await writeImageFile(j.output, { ...img, rgb }, { force, quality, format: j.format });
         bar.done(`${width}x${height}, ${total} tiles -> ${j.output}`);
       } catch (e) {
