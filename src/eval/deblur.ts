@@ -30,7 +30,8 @@ export interface DeblurOptions {
   /**
    * Mixed precision: 'bf16' runs the convolutions in bfloat16 (libtorch's autocast), the rest
    * and the output in float32. On a CPU with AVX-512 BF16 about 0.7x the time, outputs within
-   * about 57 dB PSNR of float32's (README, Performance); on CPUs without it, slower. Default 'off'.
+   * about 57 dB PSNR of float32's (README, Commands); CPUs without it emulate bf16, likely slower.
+   * Default 'off'.
    */
   amp?: 'off' | 'bf16';
 }
