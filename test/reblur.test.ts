@@ -113,6 +113,17 @@ test('reblur: any size, tiles agree with the whole image', () => {
   assert.throws(() => reblur(model, p.sharp, p.blurry, { level: Number.NaN }), /for level/);
 });
 
+test('reblur with amp bf16: the same transfer to within bf16 rounding, at every level', () => {
+  const p = pairs[0];
+  for (const level of [0.5, 2]) {
+    const full = reblur(model, p.sharp, p.blurry, { level });
+    const bf16 = reblur(model, p.sharp, p.blurry, { level, amp: 'bf16' });
+    const apart = psnr(full, bf16);
+    assert.ok(apart > 45 && apart < Infinity, `level ${level}: bf16 vs float32 ${apart} dB`);
+  }
+  assert.throws(() => reblur(model, p.sharp, p.blurry, { amp: 'fp16' as never }), /'off' or 'bf16' for amp, got "fp16"/);
+});
+
 test('degradation map: a blurred half and a sharp half of one image differ', () => {
   const img = { ...pairs[0].sharp, data: Float32Array.from(pairs[0].sharp.data) };
   boxBlurColumns(img, 0, SIDE / 2, 4);
@@ -190,6 +201,7 @@ test('msdi reblur and msdi degradation: happy paths and errors', async () => {
     await assert.rejects(reblurCommand([sharp, '--like', blurry, '-o', join(dir, 'x.png'), '--weights', join(dir, 'nope.safetensors')]), /nope.safetensors: no such file/);
     await assert.rejects(reblurCommand([sharp, '--like', blurry, '--level', '3', '-o', join(dir, 'x.png'), ...w]), UsageError);
     await assert.rejects(reblurCommand([sharp, '-o', join(dir, 'x.png'), ...w]), UsageError);
+    await assert.rejects(reblurCommand([sharp, '--like', blurry, '-o', join(dir, 'x.png'), '--amp', 'fp16', ...w]), /--amp: expected off or bf16/);
     await assert.rejects(reblurCommand([sharp, '--like', blurry, '-o', join(dir, 'x.bmp'), ...w]), UsageError);
     const fixture = fixturePath('msdi_net_w4.weights.safetensors');
     if (existsSync(fixture)) {

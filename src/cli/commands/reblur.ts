@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { formatFromPath, readImageRGB, writeImageRGB, type RGBImage } from '../../data/image-io.js';
 import { DEFAULT_WEIGHTS, loadModel, type LoadedModel } from '../../eval/model.js';
 import { reblur, reblurringModel } from '../../eval/reblur.js';
-import { parse, UsageError } from '../args.js';
+import { ampOption, parse, UsageError } from '../args.js';
 
 const HELP = `usage: msdi reblur <sharp> --like <blurry> -o OUT.png [options]
 
@@ -16,6 +16,7 @@ const HELP = `usage: msdi reblur <sharp> --like <blurry> -o OUT.png [options]
   --level L          0 (no added blur) .. 1 (the blur of --like, default) .. 2 (stronger)
   -o, --out FILE     output image (.png, .jpg, .webp)
   --weights FILE     joint MSDI2E weights; default: the bundled ones
+  --amp off|bf16     bf16: convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; default off)
   --force            replace an existing output`;
 
 /** Checks shared by the image commands, before any work: inputs exist, output allowed. */
@@ -55,11 +56,12 @@ export function parseLevel(value: string | undefined): number {
 export async function reblurCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
     like: { type: 'string' }, level: { type: 'string' }, out: { type: 'string', short: 'o' },
-    weights: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    weights: { type: 'string' }, force: { type: 'boolean' }, amp: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   }, 'reblur');
   if (values.help) return void console.log(HELP);
   if (positionals.length !== 1 || !values.like || !values.out) throw new UsageError(HELP.split('\n')[0]);
   const level = parseLevel(values.level);
+  const amp = ampOption(values.amp);
   const sharpPath = positionals[0];
   const likePath: string = values.like;
   const out: string = values.out;
@@ -71,7 +73,7 @@ export async function reblurCommand(argv: string[]): Promise<void> {
     reblurringModel(model); // a deblur-only model stops here, before decoding anything
     const [sharp, like]: RGBImage[] = await Promise.all([readImageRGB(sharpPath), readImageRGB(likePath)]);
     const t0 = Date.now();
-    const result = reblur(model, sharp, like, { level });
+    const result = reblur(model, sharp, like, { level, amp });
     await writeImageRGB(out, result);
     console.log(`${out}: ${sharp.width}x${sharp.height} reblurred like ${likePath} at level ${level} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   } finally {
