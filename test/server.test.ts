@@ -22,6 +22,7 @@ import { MSDI2E } from '../src/models/msdi2e.js';
 import { saveWeights } from '../src/nn/state-dict.js';
 import { startServer, type MsdiServer } from '../src/server/server.js';
 import { serveOptions } from '../src/cli/commands/serve.js';
+import { DEFAULT_WEIGHTS } from '../src/eval/model.js';
 
 const MAX_UPLOAD = 256 * 1024;
 const MAX_PIXELS = 1_000_000;
@@ -287,6 +288,31 @@ describe('the model endpoints', () => {
     const blurry = await png(30, 30, { seed: 4 });
     assert.deepEqual(await pngSize(await post('/api/reblur', form({ sharp: sharpImg, blurry, level: '1.5' }))), { width: 48, height: 32, channels: 3 });
     assert.deepEqual(await pngSize(await post('/api/reblur?level=0', form({ sharp: sharpImg, blurry }))), { width: 48, height: 32, channels: 3 });
+  });
+
+  test('a server started with amp bf16 deblurs and reblurs in bf16: close to float32, not the same bytes', async () => {
+    // the bundled weights: a random network amplifies rounding, a trained one does not
+    const trained = { port: 0, weights: DEFAULT_WEIGHTS.deblur, jointWeights: DEFAULT_WEIGHTS.joint, tile: 32, overlap: 8 };
+    const [plain, amp] = await Promise.all([startServer(trained), startServer({ ...trained, amp: 'bf16' })]);
+    try {
+      const pixels = async (res: Response) => {
+        assert.equal(res.status, 200);
+        return sharp(Buffer.from(await res.arrayBuffer())).raw().toBuffer();
+      };
+      const img = await png(48, 40, { seed: 5 });
+      const sharpImg = await png(32, 32, { seed: 6 });
+      const cases: Array<[string, () => BodyInit]> = [['api/deblur', () => img], ['api/reblur', () => form({ sharp: sharpImg, blurry: img })]];
+      for (const [path, body] of cases) {
+        const [a, b] = await Promise.all([plain, amp].map(async (server) => pixels(await fetch(new URL(path, server.url), { method: 'POST', body: body() }))));
+        let diff = 0;
+        for (let i = 0; i < a.length; i++) diff += Math.abs(a[i]! - b[i]!);
+        assert.ok(!a.equals(b) && diff / a.length < 0.5, `${path}: mean difference ${diff / a.length} levels`);
+      }
+    } finally {
+      await Promise.all([plain.close(), amp.close()]);
+    }
+    assert.equal(serveOptions(['--amp', 'bf16']).amp, 'bf16');
+    assert.throws(() => serveOptions(['--amp', 'fp16']), /--amp: expected off or bf16/);
   });
 
   test('POST /api/degradation -> the map as a PNG of the image\'s size', async () => {

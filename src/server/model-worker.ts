@@ -25,6 +25,8 @@ export interface ModelTask {
   overlay?: number;
   tile?: number;
   overlap?: number;
+  /** mixed precision for deblurring and blur transfer (DeblurOptions.amp) */
+  amp?: 'off' | 'bf16';
 }
 
 export type WorkerRequest = { type: 'run'; seq: number; task: ModelTask } | { type: 'exit' };
@@ -83,7 +85,7 @@ function serve(): void {
         };
         check();
         return deblurImage(m, t.images[0], {
-          tile: t.tile, overlap: t.overlap, signal: controller.signal,
+          tile: t.tile, overlap: t.overlap, amp: t.amp, signal: controller.signal,
           onProgress: (done, total) => {
             reply(done, total);
             check();
@@ -93,7 +95,7 @@ function serve(): void {
       case 'reblur': {
         able(() => reblurringModel(m));
         reply(0, 1);
-        const out = reblur(m, t.images[0], t.images[1], { level: t.level });
+        const out = reblur(m, t.images[0], t.images[1], { level: t.level, amp: t.amp });
         reply(1, 1);
         return out;
       }

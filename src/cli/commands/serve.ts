@@ -9,7 +9,7 @@ import {
   DEFAULT_HOST, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_WAITING, DEFAULT_PORT, startServer, type ServerOptions,
 } from '../../server/server.js';
 import { WEB_DIR } from '../../server/static.js';
-import { intOption, parse, UsageError } from '../args.js';
+import { ampOption, intOption, parse, UsageError } from '../args.js';
 
 const HELP = `usage: msdi serve [options]
 
@@ -24,6 +24,8 @@ const HELP = `usage: msdi serve [options]
   --max-pixels N         largest image in pixels (default ${DEFAULT_MAX_PIXELS})
   --queue N              jobs that may wait behind the running one (default ${DEFAULT_MAX_WAITING})
   --tile N               deblur tile size, a multiple of 16 (default 256)
+  --amp off|bf16         bf16: deblur and reblur with convolutions in bfloat16 (faster on CPUs
+                         with AVX-512 BF16; default off)
   --log                  one line per request on stderr
 
 Endpoints that need weights that are absent answer 503 until they exist.`;
@@ -32,7 +34,7 @@ Endpoints that need weights that are absent answer 503 until they exist.`;
 export function serveOptions(argv: string[]): ServerOptions {
   const { values, positionals } = parse(argv, {
     port: { type: 'string' }, host: { type: 'string' }, weights: { type: 'string' }, 'joint-weights': { type: 'string' },
-    'max-upload-mb': { type: 'string' }, 'max-pixels': { type: 'string' }, queue: { type: 'string' }, tile: { type: 'string' },
+    'max-upload-mb': { type: 'string' }, 'max-pixels': { type: 'string' }, queue: { type: 'string' }, tile: { type: 'string' }, amp: { type: 'string' },
     log: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, 'serve');
   if (values.help) throw new HelpRequested();
@@ -46,7 +48,7 @@ export function serveOptions(argv: string[]): ServerOptions {
     if (f !== undefined && !existsSync(f)) throw new Error(`${f}: no such file (--${flag})`);
   }
   return {
-    port, tile,
+    port, tile, amp: ampOption(values.amp),
     host: values.host ?? DEFAULT_HOST,
     weights: values.weights,
     jointWeights: values['joint-weights'],
