@@ -6,6 +6,9 @@
 # multiple of CHUNK, so a run stopped midway catches up to the other's step first). Run it again after a stop
 # and both continue where they were (each run resumes with the config it started with).
 #
+# To stop both at the same step (for a comparison at the end of a session), touch RUNS_DIR/STOP:
+# the job ends once the two runs are level, and removes the file.
+#
 # Usage: bash scripts/continue-pair.sh STAGE2_WEIGHTS ABLATION_WEIGHTS CONFIG RUNS_DIR
 #   STAGE2_WEIGHTS / ABLATION_WEIGHTS: msdi2_net and msdi_net weights (msdi export, or .safetensors
 #   from scripts/gpu/session.sh); CONFIG: a stage-2 config file (its "iters" is the schedule);
@@ -29,6 +32,11 @@ while :; do
   s2=$(steps "$runs/pair-stage2"); s2=${s2:-0}
   ab=$(steps "$runs/pair-ablation"); ab=${ab:-0}
   [ "$s2" -ge "$iters" ] && [ "$ab" -ge "$iters" ] && break
+  if [ -e "$runs/STOP" ] && [ "$s2" -eq "$ab" ]; then
+    rm -f "$runs/STOP"
+    echo "continue-pair: stopped as asked, both runs at step $s2"
+    exit 0
+  fi
   if [ "$s2" -le "$ab" ]; then
     if [ "$s2" -gt 0 ]; then from=(--resume); else from=(--init "$w2"); fi
     msdi train stage2 --data "$DATA" --val "$VAL" --out "$runs/pair-stage2" --config "$config" "${from[@]}" --stop-after $((CHUNK - s2 % CHUNK)) --quiet
