@@ -100,7 +100,7 @@ export interface TrainConfig {
   /**
    * Memory for decoded training images (GB), so that after the first pass over the data a batch
    * is crops from memory, without reading or decoding files (PairedLoaderOptions.cacheBytes).
-   * "auto": a quarter of this machine's memory, shared by the processes of a run; 0: off.
+   * "auto": a quarter of this machine's memory, split between the processes of a run; 0: off.
    */
   cacheGB: number | 'auto';
   seed: number;
