@@ -588,8 +588,11 @@ Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
 }
 
 // Inference mode is an RAII guard in libtorch; JavaScript enters and leaves it in strict
-// LIFO order on the main thread, so the guards live on a stack here.
-std::vector<std::unique_ptr<c10::InferenceMode>> g_inference;
+// LIFO order, so the guards live on a stack here, one stack per thread: a guard saves and
+// restores its own thread's grad mode and dispatch keys (autocast's among them), so a stack
+// shared by two JavaScript threads (the server's model threads, say) popped one thread's guard
+// on the other and switched modes under it (a float32 server came out partly in bf16).
+thread_local std::vector<std::unique_ptr<c10::InferenceMode>> g_inference;
 Napi::Value EnterInference(const Napi::CallbackInfo& info) {
   GUARD({
     g_inference.push_back(std::make_unique<c10::InferenceMode>());
