@@ -1,5 +1,6 @@
 /** Small helpers shared by the CLI commands: argument parsing and one-line usage errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Amp } from '../engine/index.js';
 
 /** A mistake in how the command was called: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -27,7 +28,7 @@ export function intOption(value: string | undefined, name: string, fallback: num
 }
 
 /** --amp off|bf16 (mixed precision for the model's forward passes); default off. */
-export function ampOption(value: string | undefined): 'off' | 'bf16' {
+export function ampOption(value: string | undefined): Amp {
   if (value === undefined || value === 'off' || value === 'bf16') return value ?? 'off';
   throw new UsageError(`--amp: expected off or bf16, got ${JSON.stringify(value)}`);
 }

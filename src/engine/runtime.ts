@@ -23,6 +23,16 @@ let autocastDepth = 0;
  * sensitive ops in float32, weights kept float32. Outputs come back in mixed dtypes: cast them to
  * float32 before a loss. dtype null runs fn as it is. Nested calls keep the outer one's setting.
  */
+/** msdi's mixed-precision option, as configs (`"amp"`), `--amp` and the library spell it. */
+export type Amp = 'off' | 'bf16';
+
+/** The autocast dtype of an Amp (null: off, as is undefined); anything else throws, naming `what`. */
+export function ampDtype(amp: Amp | undefined, what: string): AutocastDType | null {
+  if (amp === undefined || amp === 'off') return null;
+  if (amp === 'bf16') return 'bfloat16';
+  throw new Error(`${what}: expected 'off' or 'bf16' for amp, got ${JSON.stringify(amp)}`);
+}
+
 export function withAutocast<T>(device: string, dtype: AutocastDType | null, fn: () => T): T {
   if (!dtype || autocastDepth > 0) return fn();
   if (dtype !== 'bfloat16' && dtype !== 'float16') throw expected('withAutocast', "'bfloat16' or 'float16'", 'dtype', dtype);

@@ -3,7 +3,7 @@
  * restored in small batches, and blended back. Memory is bounded by one batch of tiles plus
  * one float output buffer of the image's size, whatever the image size.
  */
-import { Tensor, inferenceMode, tidy, releaseFreeMemory, withAutocast } from '../engine/index.js';
+import { Tensor, inferenceMode, tidy, releaseFreeMemory, withAutocast, ampDtype, type Amp } from '../engine/index.js';
 import { assertRGBImage, type RGBImage } from '../data/image-io.js';
 import { deblurFn, type LoadedModel } from './model.js';
 import { TileAccumulator, extractTile, featherGrid, officialGrid, tileCount, type TilePlan } from './tiles.js';
@@ -33,7 +33,7 @@ export interface DeblurOptions {
    * about 57 dB PSNR of float32's (README, Commands); CPUs without it emulate bf16, likely slower.
    * Default 'off'.
    */
-  amp?: 'off' | 'bf16';
+  amp?: Amp;
 }
 
 /** The 8 orientations of a square as (forward, inverse) on N x C x H x W tensors. */
@@ -76,9 +76,9 @@ export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions 
   const per = 3 * th * tw;
   const buf = new Float32Array(Math.min(batch, total) * per);
   const acc = new TileAccumulator(plan);
-  if (o.amp !== undefined && o.amp !== 'off' && o.amp !== 'bf16') throw new Error(`amp must be 'off' or 'bf16', got ${JSON.stringify(o.amp)}`);
-  const plain = o.ensemble ? selfEnsemble(deblurFn(model)) : deblurFn(model);
-  const fn = o.amp === 'bf16' ? (x: Tensor) => withAutocast(model.device, 'bfloat16', () => plain(x)) : plain;
+  const dtype = ampDtype(o.amp, 'deblurImage');
+  const restore = o.ensemble ? selfEnsemble(deblurFn(model)) : deblurFn(model);
+  const fn = (x: Tensor) => withAutocast(model.device, dtype, () => restore(x));
   for (let first = 0; first < total; first += batch) {
     o.signal?.throwIfAborted();
     const n = Math.min(batch, total - first);

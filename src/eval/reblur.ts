@@ -14,7 +14,7 @@
  * image read one continuous representation, so there are no seams in the degradation.
  */
 import { basename } from 'node:path';
-import { Tensor, F, inferenceMode, stack, tidy, withAutocast } from '../engine/index.js';
+import { Tensor, F, inferenceMode, stack, tidy, withAutocast, ampDtype, type Amp } from '../engine/index.js';
 import { assertRGBImage, createImage, type RGBImage } from '../data/image-io.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import type { HINetGenerator } from '../models/generator.js';
@@ -39,7 +39,7 @@ export interface ReblurOptions {
   /** Padded images with more pixels than this run in tiles (default 1024 x 1024). */
   maxWholePixels?: number;
   /** 'bf16': convolutions in bfloat16 under autocast, as DeblurOptions.amp; default 'off'. */
-  amp?: 'off' | 'bf16';
+  amp?: Amp;
 }
 
 // ------------------------------------------------------------------ images <-> tensors
@@ -260,8 +260,8 @@ export function reblur(model: LoadedModel, sharp: RGBImage, like: RGBImage, o: R
     throw new Error(`reblur: expected a number in [0, 2] for level, got ${level}`);
   }
   if (o.space !== undefined && o.space !== 'latents' && o.space !== 'z') throw new Error(`reblur: expected 'latents' or 'z' for space, got ${o.space}`);
-  if (o.amp !== undefined && o.amp !== 'off' && o.amp !== 'bf16') throw new Error(`reblur: expected 'off' or 'bf16' for amp, got ${JSON.stringify(o.amp)}`);
-  return withAutocast(model.device, o.amp === 'bf16' ? 'bfloat16' : null, () => {
+  const dtype = ampDtype(o.amp, 'reblur');
+  return withAutocast(model.device, dtype, () => {
     const latents = reblurRepresentation(net, sharp, like, level, o.space);
     try {
       return generateWith(inverse, sharp, latents, o);

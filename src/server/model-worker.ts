@@ -12,6 +12,7 @@ import { deblurImage } from '../eval/deblur.js';
 import { reblur, reblurringModel } from '../eval/reblur.js';
 import { degradationMap, representationModel } from '../eval/degradation-map.js';
 import type { RGBImage } from '../data/image-io.js';
+import type { Amp } from '../engine/index.js';
 
 export const WORKER_KIND = 'msdi-model-worker';
 
@@ -26,7 +27,7 @@ export interface ModelTask {
   tile?: number;
   overlap?: number;
   /** mixed precision for deblurring and blur transfer (DeblurOptions.amp) */
-  amp?: 'off' | 'bf16';
+  amp?: Amp;
 }
 
 export type WorkerRequest = { type: 'run'; seq: number; task: ModelTask } | { type: 'exit' };

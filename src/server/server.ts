@@ -32,6 +32,7 @@ import { ResultStore } from './results.js';
 import { serveStatic, STATIC_PATHS, WEB_DIR } from './static.js';
 import { checkImage, declaredLength, imageField, imageStatus, readUpload, tooLarge, type Upload, type UploadLimits } from './uploads.js';
 import type { ModelTask } from './model-worker.js';
+import type { Amp } from '../engine/index.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8080;
@@ -57,7 +58,7 @@ export interface ServerOptions {
   tile?: number;
   overlap?: number;
   /** Mixed precision for deblurring and blur transfer ('bf16': faster on CPUs with AVX-512 BF16; default 'off'). */
-  amp?: 'off' | 'bf16';
+  amp?: Amp;
   /** How long finished images of progress-streaming requests stay downloadable (default 15 min) and their total size (default 512 MB). */
   resultTtlMs?: number;
   maxResultBytes?: number;

@@ -12,7 +12,7 @@
  * msdi_net for the ablation, for stage 2), a run starts from all of them instead of from scratch
  * (the discriminator and the optimiser state start fresh).
  */
-import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, withAutocast, type Device } from '../engine/index.js';
+import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, withAutocast, ampDtype, type Device } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
@@ -83,7 +83,7 @@ const f32 = (t: Tensor): Tensor => (t.dtype === 'float32' ? t : t.to({ dtype: 'f
 
 /** Runs a forward pass in the run's precision (TrainConfig.amp). */
 function forwardIn<T>(cfg: TrainConfig, device: Device, fn: () => T): T {
-  return withAutocast(device, cfg.amp === 'bf16' ? 'bfloat16' : null, fn);
+  return withAutocast(device, ampDtype(cfg.amp, 'config'), fn);
 }
 
 /**

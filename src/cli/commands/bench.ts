@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tensor, tidy, F, inferenceMode, getNumThreads, setNumThreads, libtorchVersion, profileOps } from '../../engine/index.js';
+import { Tensor, tidy, F, inferenceMode, getNumThreads, setNumThreads, libtorchVersion, profileOps, type Amp } from '../../engine/index.js';
 import { parse, intOption, UsageError } from '../args.js';
 import { SPADE_HIDDEN } from '../../models/spade.js';
 
@@ -108,7 +108,7 @@ async function deblurBench(threads: number, weights: string | undefined) {
       note = `random weights (wf ${CONFIGS.tiny.wf}): the bundled weights are missing`;
     }
     const spec = loadModel(source).spec;
-    const run = (amp: 'off' | 'bf16') => {
+    const run = (amp: Amp) => {
       const r = spawnSync(process.execPath, [process.argv[1], 'bench', '--deblur-child', input, join(dir, 'out.png'), source, amp,
         '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
       if (r.status !== 0) throw new Error(`deblur bench: the child process failed (exit ${r.status ?? r.signal})`);
