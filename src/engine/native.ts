@@ -94,6 +94,8 @@ export interface NativeBinding {
   version(): string;
   parallelInfo(): string;
   releaseFreeMemory(): void;
+  exclusiveEnter(): void;
+  exclusiveExit(): void;
   provokeError(): void;
   // data parallel (native/distributed.cc): collectives are synchronous and in place
   distBackends(): string[];

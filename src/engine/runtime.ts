@@ -18,11 +18,6 @@ export const cudnnBenchmark = (on: boolean): void => native.cudnnBenchmark(on);
 /** The lower precisions that autocast can run in (bfloat16 needs no loss scaling). */
 export type AutocastDType = 'bfloat16' | 'float16';
 let autocastDepth = 0;
-/**
- * Runs fn under libtorch's autocast for `device`'s type: convolutions in `dtype`, precision-
- * sensitive ops in float32, weights kept float32. Outputs come back in mixed dtypes: cast them to
- * float32 before a loss. dtype null runs fn as it is. Nested calls keep the outer one's setting.
- */
 /** msdi's mixed-precision option, as configs (`"amp"`), `--amp` and the library spell it. */
 export type Amp = 'off' | 'bf16';
 
@@ -33,6 +28,11 @@ export function ampDtype(amp: Amp | undefined, what: string): AutocastDType | nu
   throw new Error(`${what}: expected 'off' or 'bf16' for amp, got ${JSON.stringify(amp)}`);
 }
 
+/**
+ * Runs fn under libtorch's autocast for `device`'s type: convolutions in `dtype`, precision-
+ * sensitive ops in float32, weights kept float32. Outputs come back in mixed dtypes: cast them to
+ * float32 before a loss. dtype null runs fn as it is. Nested calls keep the outer one's setting.
+ */
 export function withAutocast<T>(device: string, dtype: AutocastDType | null, fn: () => T): T {
   if (!dtype || autocastDepth > 0) return fn();
   if (dtype !== 'bfloat16' && dtype !== 'float16') throw expected('withAutocast', "'bfloat16' or 'float16'", 'dtype', dtype);
@@ -44,6 +44,22 @@ export function withAutocast<T>(device: string, dtype: AutocastDType | null, fn:
   } finally {
     autocastDepth--;
     native.autocast(type, null);
+  }
+}
+
+/**
+ * Runs fn while no other thread of this process runs a model (re-entrant; other threads' calls
+ * wait). The deblur, reblur and degradation-map entry points take it, so that JavaScript threads
+ * (the server's model threads, a library user's workers) run their models one at a time: a
+ * bfloat16 autocast run beside a float32 one corrupts the float32 results in libtorch 1.13 on the
+ * CPU (native/msdi.cc), and two runs at once only share the same cores anyway.
+ */
+export function exclusive<T>(fn: () => T): T {
+  native.exclusiveEnter();
+  try {
+    return fn();
+  } finally {
+    native.exclusiveExit();
   }
 }
 export const libtorchVersion = (): string => native.version();

@@ -3,7 +3,7 @@
  * restored in small batches, and blended back. Memory is bounded by one batch of tiles plus
  * one float output buffer of the image's size, whatever the image size.
  */
-import { Tensor, inferenceMode, tidy, releaseFreeMemory, withAutocast, ampDtype, type Amp } from '../engine/index.js';
+import { Tensor, inferenceMode, tidy, releaseFreeMemory, withAutocast, ampDtype, exclusive, type Amp } from '../engine/index.js';
 import { assertRGBImage, type RGBImage } from '../data/image-io.js';
 import { deblurFn, type LoadedModel } from './model.js';
 import { TileAccumulator, extractTile, featherGrid, officialGrid, tileCount, type TilePlan } from './tiles.js';
@@ -87,7 +87,8 @@ export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions 
       const r = Math.floor(i / plan.xs.length);
       extractTile(img, plan, plan.ys[r], plan.xs[i % plan.xs.length], buf, k * per);
     }
-    const out = inferenceMode(() =>
+    // one batch of tiles at a time in the process (exclusive): threads take turns between batches
+    const out = exclusive(() => inferenceMode(() =>
       tidy(() => {
         const x = Tensor.fromArray(n * per === buf.length ? buf : buf.subarray(0, n * per), [n, 3, th, tw], { device: model.device });
         const y = fn(x);
@@ -97,7 +98,7 @@ export function deblurImage(model: LoadedModel, img: RGBImage, o: DeblurOptions 
         }
         return y.toFloat32();
       }),
-    );
+    ));
     for (let k = 0; k < n; k++) acc.add(first + k, out, k * per);
     // Keeps the resident size flat over hundreds of tiles (see releaseFreeMemory).
     releaseFreeMemory();

@@ -6,7 +6,7 @@
  * same colour means the same representation within one picture, not across pictures.
  */
 import { basename } from 'node:path';
-import { Tensor, F, inferenceMode, tidy } from '../engine/index.js';
+import { Tensor, F, inferenceMode, tidy, exclusive } from '../engine/index.js';
 import { assertRGBImage, createImage, type RGBImage } from '../data/image-io.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
@@ -141,17 +141,20 @@ export function degradationMap(model: LoadedModel, blurry: RGBImage, o: Degradat
   if (!Number.isInteger(scale) || scale < 0 || scale > 3) {
     throw new Error(`degradationMap: expected an integer in [0, 3] for scale, got ${scale}`);
   }
-  const latents = representationOf(model, blurry);
-  try {
-    const map = inferenceMode(() => tidy(() => {
-      const rgb = principalComponentsRGB(latents[scale]);
-      return tensorToImage(F.interpolate(rgb, [blurry.height, blurry.width], 'bilinear'));
-    }));
-    if (overlay === 1) return map;
-    const out = createImage(blurry.width, blurry.height);
-    for (let i = 0; i < out.data.length; i++) out.data[i] = overlay * map.data[i] + (1 - overlay) * blurry.data[i];
-    return out;
-  } finally {
-    for (const l of latents) l.dispose();
-  }
+  // one model run at a time in the process (see exclusive)
+  return exclusive(() => {
+    const latents = representationOf(model, blurry);
+    try {
+      const map = inferenceMode(() => tidy(() => {
+        const rgb = principalComponentsRGB(latents[scale]);
+        return tensorToImage(F.interpolate(rgb, [blurry.height, blurry.width], 'bilinear'));
+      }));
+      if (overlay === 1) return map;
+      const out = createImage(blurry.width, blurry.height);
+      for (let i = 0; i < out.data.length; i++) out.data[i] = overlay * map.data[i] + (1 - overlay) * blurry.data[i];
+      return out;
+    } finally {
+      for (const l of latents) l.dispose();
+    }
+  });
 }

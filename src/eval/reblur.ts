@@ -14,7 +14,7 @@
  * image read one continuous representation, so there are no seams in the degradation.
  */
 import { basename } from 'node:path';
-import { Tensor, F, inferenceMode, stack, tidy, withAutocast, ampDtype, type Amp } from '../engine/index.js';
+import { Tensor, F, inferenceMode, stack, tidy, withAutocast, ampDtype, exclusive, type Amp } from '../engine/index.js';
 import { assertRGBImage, createImage, type RGBImage } from '../data/image-io.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import type { HINetGenerator } from '../models/generator.js';
@@ -261,12 +261,12 @@ export function reblur(model: LoadedModel, sharp: RGBImage, like: RGBImage, o: R
   }
   if (o.space !== undefined && o.space !== 'latents' && o.space !== 'z') throw new Error(`reblur: expected 'latents' or 'z' for space, got ${o.space}`);
   const dtype = ampDtype(o.amp, 'reblur');
-  return withAutocast(model.device, dtype, () => {
+  return exclusive(() => withAutocast(model.device, dtype, () => {
     const latents = reblurRepresentation(net, sharp, like, level, o.space);
     try {
       return generateWith(inverse, sharp, latents, o);
     } finally {
       for (const l of latents) l.dispose();
     }
-  });
+  }));
 }
