@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tensor, resolveDevice, tidy } from '../engine/index.js';
+import { Tensor, resolveDevice, tidy, exclusive } from '../engine/index.js';
 import { readWeightsFile } from '../engine/io/index.js';
 import { detectArch, buildModel, type ArchSpec } from '../models/registry.js';
 import { MsdiNet } from '../models/msdi-net.js';
@@ -53,15 +53,19 @@ export function loadModel(file?: string, o: LoadModelOptions = {}): LoadedModel 
   const tensors = readWeightsFile(source);
   const spec = detectArch(tensors, basename(source));
   if (spec.arch === 'MultiscaleDiscriminator') throw new Error(`${basename(source)}: a discriminator cannot restore images`);
-  const net = buildModel(spec) as MsdiNet | MSDI2E;
-  try {
-    loadStateDict(net, tensors, { source: basename(source) });
-  } catch (e) {
-    net.dispose();
-    throw e;
-  }
-  net.to(device).eval();
-  prepareForInference(net);
+  // building, loading and folding run libtorch too: one thread at a time (see exclusive)
+  const net = exclusive(() => {
+    const m = buildModel(spec) as MsdiNet | MSDI2E;
+    try {
+      loadStateDict(m, tensors, { source: basename(source) });
+    } catch (e) {
+      m.dispose();
+      throw e;
+    }
+    m.to(device).eval();
+    prepareForInference(m);
+    return m;
+  });
   return { spec, net, source, device, dispose: () => net.dispose() };
 }
 
