@@ -20,6 +20,8 @@
 # fine-tuning (default: stage 2 from $BUNDLE/rep.safetensors, the others from scratch).
 # SYNTH_LEVELS (e.g. 0.5,2): the pairs also at those blur levels (msdi synth --levels; three
 # times the synthesis), for a G1 with "levels" and "levelWeight".
+# CHAIN=1: stage 1 first, then stage 2 and its ablation on its representation (RUNS is then all
+# three; SPLIT, 0.5, is stage 1's share of the training time): a width with no stage 1 yet.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
@@ -115,51 +117,72 @@ start_run() { # $1 run, $2 folder, $3 iters, then extra args
 # The timed start runs CAL steps; the rate is the mean over its logged stretches after the
 # first two (cuDNN's tuning, and every run past its own start, so the contention is the real one).
 CAL=${CAL:-100}
-calibrate() {
-  rm -rf "$W"/cal-*
-  for r in $RUNS; do start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >"$W/cal-$r.out" 2>&1; done
+calibrate() { # runs...
+  for r in "$@"; do rm -rf "${W:?}/cal-$r"; start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >"$W/cal-$r.out" 2>&1; done
   wait
 }
 trained() { grep -q '"kind":"train"' "$W/cal-$1/log.jsonl" 2>/dev/null; }
-calibrate
-# Mixed precision has not run on a GPU before: if a timed start fails with it, the session goes
-# on in float32 rather than losing its training time.
-for r in $RUNS; do
-  if ! trained "$r" && grep -q '"amp" *: *"bf16"' "$W/g1.json" "$W/g2.json"; then
-    log "$r: the timed start failed ($(tail -n 1 "$W/cal-$r.out")); again without mixed precision" | tee -a "$OUT/check.txt"
-    for f in "$W/g1.json" "$W/g2.json"; do node -e 'const fs = require("fs"); const c = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); c.amp = "off"; fs.writeFileSync(process.argv[1], JSON.stringify(c))' "$f"; done
-    calibrate
-    break
-  fi
-done
-for r in $RUNS; do trained "$r" || { log "$r: the timed start failed: $(tail -n 1 "$W/cal-$r.out")" | tee -a "$OUT/check.txt"; exit 1; }; done
+# timed RUNS...: a timed start of those runs together. Mixed precision has not run on a GPU
+# before: if a timed start fails with it, the session goes on in float32 rather than losing its
+# training time.
+timed() {
+  calibrate "$@"
+  for r in "$@"; do
+    if ! trained "$r" && grep -q '"amp" *: *"bf16"' "$W/g1.json" "$W/g2.json"; then
+      log "$r: the timed start failed ($(tail -n 1 "$W/cal-$r.out")); again without mixed precision" | tee -a "$OUT/check.txt"
+      for f in "$W/g1.json" "$W/g2.json"; do node -e 'const fs = require("fs"); const c = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); c.amp = "off"; fs.writeFileSync(process.argv[1], JSON.stringify(c))' "$f"; done
+      calibrate "$@"
+      break
+    fi
+  done
+  for r in "$@"; do trained "$r" || { log "$r: the timed start failed: $(tail -n 1 "$W/cal-$r.out")" | tee -a "$OUT/check.txt"; exit 1; }; done
+}
+latest_ckpt() { ls "$1"/ckpt-*.safetensors 2>/dev/null | sort | tail -n 1; }
 # rate DIR [KEY]: the mean of KEY (s_per_it; s_wait_per_it: the part spent waiting for batches)
 rate() { node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train");
   const late = rows.length > 2 ? rows.slice(2) : rows.slice(-1);
   const k = process.argv[2] || "s_per_it";
   console.log((late.reduce((s, r) => s + (r[k] ?? NaN), 0) / late.length).toPrecision(3))' "$1/log.jsonl" "${2:-}"; }
-train_s=$(( $(left) - 50 ))
 declare -A iters
-slow2=0
-for r in $RUNS; do
-  s=$(rate "$W/cal-$r")
-  n=$(node -e "console.log(Math.max(50, Math.floor($train_s * 0.85 / $s / 50) * 50))")
-  iters[$r]=$n
-  log "$r: $s s a step (all runs at once; $(rate "$W/cal-$r" s_wait_per_it) s of it waiting for batches): $n steps in $train_s s" | tee -a "$OUT/check.txt"
-done
-# both stage-2 runs get the steps of the slower of them, so that they compare at equal steps
-if [ -n "${iters[stage2]:-}" ] && [ -n "${iters[ablation]:-}" ]; then
-  n=$(( iters[stage2] < iters[ablation] ? iters[stage2] : iters[ablation] ))
-  iters[stage2]=$n; iters[ablation]=$n
+# train SECONDS RUNS...: sizes the runs' schedules to SECONDS at their timed-start rates, trains
+# them together, and stops them (SIGTERM: each checkpoints first) 15 s past SECONDS.
+train() {
+  local secs=$1; shift
+  for r in "$@"; do
+    s=$(rate "$W/cal-$r")
+    iters[$r]=$(node -e "console.log(Math.max(50, Math.floor($secs * 0.85 / $s / 50) * 50))")
+    log "$r: $s s a step (with $* at once; $(rate "$W/cal-$r" s_wait_per_it) s of it waiting for batches): ${iters[$r]} steps in $secs s" | tee -a "$OUT/check.txt"
+  done
+  # both stage-2 runs get the steps of the slower of them, so that they compare at equal steps
+  if [ -n "${iters[stage2]:-}" ] && [ -n "${iters[ablation]:-}" ]; then
+    n=$(( iters[stage2] < iters[ablation] ? iters[stage2] : iters[ablation] ))
+    iters[stage2]=$n; iters[ablation]=$n
+  fi
+  for r in "$@"; do rm -rf "${W:?}/$r"; start_run "$r" "$W/$r" "${iters[$r]}"; done
+  local pids; pids=$(jobs -p)
+  ( sleep $(( secs + 15 )); kill -TERM $pids 2>/dev/null ) &
+  local watchdog=$!
+  wait $pids
+  kill $watchdog 2>/dev/null
+}
+if [ "${CHAIN:-0}" = 1 ]; then
+  # CHAIN=1: stage 1, then stage 2 and its ablation on the representation it has just learnt
+  # (for a width with no representation yet: G1 and G2 with the same "wf"). SPLIT: stage 1's
+  # share of the training time (0.5).
+  RUNS="stage1 stage2 ablation"
+  timed stage1
+  INIT2=$(latest_ckpt "$W/cal-stage1") # the timed start of stage 2 needs a representation of its width
+  timed stage2 ablation
+  train_s=$(( $(left) - 50 - 20 )) # 20: the handover between the two
+  train "$(node -e "console.log(Math.floor($train_s * ${SPLIT:-0.5}))")" stage1
+  INIT2=$(latest_ckpt "$W/stage1")
+  log "stage 1 done; stage 2 on $(basename "$INIT2")"
+  train $(( $(left) - 50 )) stage2 ablation
+else
+  timed $RUNS
+  train $(( $(left) - 50 )) $RUNS
 fi
-for r in $RUNS; do rm -rf "${W:?}/$r"; start_run "$r" "$W/$r" "${iters[$r]}"; done
-pids=$(jobs -p)
-# Past the deadline a run is stopped (SIGTERM: it checkpoints first) so that the exports fit.
-( sleep $(( $(left) - 35 )); kill -TERM $pids 2>/dev/null ) &
-watchdog=$!
-wait $pids
-kill $watchdog 2>/dev/null
 log "training done"
 
 # 6. exports (float16) and logs
