@@ -173,10 +173,12 @@ if [ "${CHAIN:-0}" = 1 ]; then
   RUNS="stage1 stage2 ablation"
   timed stage1
   INIT2=$(latest_ckpt "$W/cal-stage1") # the timed start of stage 2 needs a representation of its width
+  [ -n "$INIT2" ] || { log "stage 1's timed start left no checkpoint" | tee -a "$OUT/check.txt"; exit 1; }
   timed stage2 ablation
   train_s=$(( $(left) - 50 - 20 )) # 20: the handover between the two
   train "$(node -e "console.log(Math.floor($train_s * ${SPLIT:-0.5}))")" stage1
   INIT2=$(latest_ckpt "$W/stage1")
+  [ -n "$INIT2" ] || { log "stage 1 left no checkpoint" | tee -a "$OUT/check.txt"; exit 1; }
   log "stage 1 done; stage 2 on $(basename "$INIT2")"
   train $(( $(left) - 50 )) stage2 ablation
 else
