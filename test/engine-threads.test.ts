@@ -10,23 +10,26 @@ import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { exclusive } from '../src/engine/index.js';
 
+const ENGINE = new URL('../src/engine/index.ts', import.meta.url).href;
+const TSX = import.meta.resolve('tsx/esm/api');
+
 /**
- * A worker running `body` (a module body, given `exclusive` and `shared`, an Int32Array over
- * the SharedArrayBuffer passed in) with the engine loaded through tsx, as the server's model
- * threads are; it posts 'done' after body returns.
+ * The source of a worker (for `new Worker(src, { eval: true })`) that loads the engine through
+ * tsx, as the server's model threads do, and runs `body` (module code given `exclusive` and
+ * `shared`, an Int32Array over the SharedArrayBuffer passed as workerData); then posts 'done'.
  */
-function worker(body: string, sab: SharedArrayBuffer): Worker {
-  const api = import.meta.resolve('tsx/esm/api');
-  const engine = new URL('../src/engine/index.ts', import.meta.url).href;
-  const code = `
+function workerSource(body: string): string {
+  return `(async () => {
     const { parentPort, workerData } = await import('node:worker_threads');
-    (await import(${JSON.stringify(api)})).register();
-    const { exclusive } = await import(${JSON.stringify(engine)});
+    (await import(${JSON.stringify(TSX)})).register();
+    const { exclusive } = await import(${JSON.stringify(ENGINE)});
     const shared = new Int32Array(workerData);
     ${body}
-    parentPort.postMessage('done');`;
-  return new Worker(`(async () => {${code}})().catch((e) => { setImmediate(() => { throw e; }); });`, { eval: true, workerData: sab });
+    parentPort.postMessage('done');
+  })().catch((e) => { setImmediate(() => { throw e; }); });`;
 }
+
+const worker = (body: string, sab: SharedArrayBuffer) => new Worker(workerSource(body), { eval: true, workerData: sab });
 
 const finished = (w: Worker) =>
   new Promise<void>((resolve, reject) => {
@@ -59,20 +62,13 @@ test('exclusive(): threads run one at a time, and the section may nest', async (
 // In a child process, so that a regression (the main thread waiting forever) fails the test
 // when the child is killed, instead of hanging the suite.
 test('exclusive(): a worker terminated inside it lets the others in', () => {
+  // the worker enters, says so, and stays inside until terminated
+  const holder = workerSource('exclusive(() => { Atomics.store(shared, 0, 1); for (;;) Atomics.wait(shared, 0, 1, 50); });');
   const script = `
     import { Worker } from 'node:worker_threads';
-import { spawnSync } from 'node:child_process';
-    import { exclusive } from ${JSON.stringify(new URL('../src/engine/index.ts', import.meta.url).href)};
-    const code = ${JSON.stringify(`(async () => {
-      const { workerData } = await import('node:worker_threads');
-      (await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();
-      const { exclusive } = await import(${JSON.stringify(new URL('../src/engine/index.ts', import.meta.url).href)});
-      const shared = new Int32Array(workerData);
-      exclusive(() => { Atomics.store(shared, 0, 1); for (;;) Atomics.wait(shared, 0, 1, 50); });
-    })();`)};
-    const sab = new SharedArrayBuffer(4);
-    const shared = new Int32Array(sab);
-    const w = new Worker(code, { eval: true, workerData: sab });
+    import { exclusive } from ${JSON.stringify(ENGINE)};
+    const shared = new Int32Array(new SharedArrayBuffer(4));
+    const w = new Worker(${JSON.stringify(holder)}, { eval: true, workerData: shared.buffer });
     while (Atomics.load(shared, 0) !== 1) await new Promise((r) => setTimeout(r, 10));
     await w.terminate();
     console.log('after', exclusive(() => 42));`;
