@@ -592,7 +592,7 @@ Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
 // LIFO order, so the guards live on a stack here, one stack per thread: a guard saves and
 // restores its own thread's grad mode and dispatch keys (autocast's among them), so a stack
 // shared by two JavaScript threads (the server's model threads, say) popped one thread's guard
-// on the other and switched modes under it (a float32 server came out partly in bf16).
+// on the other and switched modes under it (two servers' model threads then failed requests).
 thread_local std::vector<std::unique_ptr<c10::InferenceMode>> g_inference;
 Napi::Value EnterInference(const Napi::CallbackInfo& info) {
   GUARD({
@@ -783,9 +783,10 @@ Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
 // exclusiveEnter() / exclusiveExit(): one model run at a time in the process (runtime.ts
 // exclusive()). libtorch 1.13 on the CPU is not safe for a bfloat16 autocast run on one thread
 // while another thread runs float32: the float32 thread's results came out wrong (2 to 12 grey
-// levels off, once NaN) in about one start in fifteen; not once in 20 starts with both in float32
-// nor in 60 with the runs taking turns. Re-entrant per thread; a thread that ends (a terminated worker) while holding it lets go
-// through its thread_local holder, so the others never wait forever.
+// levels off, once NaN) in about one start in fifteen; not once in 20 starts with both in
+// float32 nor in 60 with the runs taking turns. Re-entrant per thread; a thread that ends (a
+// terminated worker) while holding it lets go through its thread_local holder, so the others
+// never wait forever.
 std::mutex g_exclusive;
 struct ExclusiveHold {
   int depth = 0;

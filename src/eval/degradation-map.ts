@@ -141,20 +141,20 @@ export function degradationMap(model: LoadedModel, blurry: RGBImage, o: Degradat
   if (!Number.isInteger(scale) || scale < 0 || scale > 3) {
     throw new Error(`degradationMap: expected an integer in [0, 3] for scale, got ${scale}`);
   }
-  // one model run at a time in the process (see exclusive)
-  return exclusive(() => {
+  // the network and the colouring run libtorch: one thread at a time (see exclusive)
+  const map = exclusive(() => {
     const latents = representationOf(model, blurry);
     try {
-      const map = inferenceMode(() => tidy(() => {
+      return inferenceMode(() => tidy(() => {
         const rgb = principalComponentsRGB(latents[scale]);
         return tensorToImage(F.interpolate(rgb, [blurry.height, blurry.width], 'bilinear'));
       }));
-      if (overlay === 1) return map;
-      const out = createImage(blurry.width, blurry.height);
-      for (let i = 0; i < out.data.length; i++) out.data[i] = overlay * map.data[i] + (1 - overlay) * blurry.data[i];
-      return out;
     } finally {
       for (const l of latents) l.dispose();
     }
   });
+  if (overlay === 1) return map;
+  const out = createImage(blurry.width, blurry.height);
+  for (let i = 0; i < out.data.length; i++) out.data[i] = overlay * map.data[i] + (1 - overlay) * blurry.data[i];
+  return out;
 }
