@@ -7,7 +7,7 @@
  * The level and map checks test what trained weights must do (more blur with the level, the
  * sharp image kept at level 0, blurred regions told apart); they print the measured numbers.
  * Level 2 extrapolates the representation past the blurry image's (the paper's stronger blur
- * levels); the bundled weights learnt it with the level loss (README, "Blur levels").
+ * levels); the bundled weights learnt it with the level loss (docs/training-log.md, "Blur levels").
  * The images are made by test/helpers/reblur-pairs.ts (a procedural scene blurred by the
  * training-data synthesiser), so the test needs no data folder.
  */

@@ -99,7 +99,7 @@ export class SPADEResnetBlock extends ResBlockBase {
  * its ablation without the representation (the adaLN-Zero / zero-convolution trick): the
  * representation no longer enters as a random per-image perturbation of every skip connection,
  * and the first gradients reach the modulation weights alone. Measured on this project's CPU
- * budget (README, training): it did not stop stage 1 from flattening the representation in its
+ * budget (docs/training-log.md): it did not stop stage 1 from flattening the representation in its
  * first 500 steps, and left stage 2 where it was at 2500 steps. Returns the number of tensors
  * zeroed.
  */

@@ -63,7 +63,7 @@ export interface TrainConfig {
    * Stage 1: which losses train the degradation encoder. 'both' (official): deblurring and
    * reblurring. 'reblur': the deblurring generator reads the latents detached, so the encoder
    * learns only what the reblurring generator needs, i.e. the blur (the deblurring generator
-   * sees the blurry image and can do without it). Measured (README, training): the encoder
+   * sees the blurry image and can do without it). Measured (docs/training-log.md): the encoder
    * flattened in the first 500 steps either way; with 'reblur' one run's came back (z responds 34%
    * to blur at the end of a 3000-step schedule), another's was still flat at step 2000 of 10 000.
    */
