@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { loadModel } from '../src/eval/model.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
-import { levelFolder } from '../src/data/synth.js';
+import { levelFolder } from '../src/data/synth/index.js';
 import { noGrad, tidy, type Tensor } from '../src/engine/index.js';
 import type { MSDI2E } from '../src/models/msdi2e.js';
 

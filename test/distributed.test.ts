@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { synthFolder } from '../src/data/synth.js';
+import { synthFolder } from '../src/data/synth/index.js';
 import { createImage, writeImageRGB } from '../src/data/image-io.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { readSafetensors, type RawTensor } from '../src/engine/io/index.js';

@@ -16,7 +16,7 @@ import {
   synthFolder,
   variableDiscBlur,
   type SynthOptions,
-} from '../src/data/synth.js';
+} from '../src/data/synth/index.js';
 import { blurMagnitudeMap, gradientEnergy, summarizeTileMap } from '../src/data/synth-stats.js';
 import { discScene } from './helpers/scenes.js';
 

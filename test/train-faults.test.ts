@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { synthFolder } from '../src/data/synth.js';
+import { synthFolder } from '../src/data/synth/index.js';
 import { createImage, writeImageRGB } from '../src/data/image-io.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { readSafetensors } from '../src/engine/io/index.js';

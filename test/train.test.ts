@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { synthFolder } from '../src/data/synth.js';
+import { synthFolder } from '../src/data/synth/index.js';
 import { createImage, writeImageRGB } from '../src/data/image-io.js';
 import { Rng } from '../src/data/rng.js';
 import { train } from '../src/train/trainer.js';

@@ -23,7 +23,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deriveSeed, Rng } from './rng.js';
-import { levelFolder } from './synth.js';
+import { levelFolder } from './synth/index.js';
 // Importing paired-worker also loads sharp on the main thread before any worker starts, which
 // sharp requires on glibc Linux (its shared libraries must outlive the worker threads).
 import {

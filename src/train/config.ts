@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { SPADE_HIDDEN } from '../models/spade.js';
-import { isLevel } from '../data/synth.js';
+import { isLevel } from '../data/synth/index.js';
 
 export type Stage = 'stage1' | 'stage2';
 export type Ablation = 'none' | 'no-degradation' | 'no-reblur';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { RGBImage } from '../../src/data/image-io.js';
 import { discScene } from './scenes.js';
 import { Rng } from '../../src/data/rng.js';
-import { synthesizePair } from '../../src/data/synth.js';
+import { synthesizePair } from '../../src/data/synth/index.js';
 import { gradientEnergy } from '../../src/data/synth-stats.js';
 import { reblur } from '../../src/eval/reblur.js';
 import type { LoadedModel } from '../../src/eval/model.js';

@@ -1,5 +1,5 @@
 /** msdi synth --from PHOTOS --out DIR --count N --seed S [--size 320] [--levels L,...]: synthetic blurry/sharp pairs. */
-import { synthFolder, checkLevels } from '../../data/synth.js';
+import { synthFolder, checkLevels } from '../../data/synth/index.js';
 import { parse, intOption, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
 
