@@ -19,6 +19,7 @@ import { evalCommand } from '../src/cli/commands/eval.js';
 import { loadImage8, psnr, type Image8 } from '../src/metrics/index.js';
 import type { RGBImage } from '../src/data/image-io.js';
 import { captureLog } from './helpers/console.js';
+import { mulberry32 } from './helpers/random.js';
 
 const expected = JSON.parse(readFileSync(join(FIXTURES, 'fixtures.json'), 'utf8')).metrics as {
   target: string; output: string; psnr: number; ssim_3d: number; ssim_per_channel: number;
@@ -26,18 +27,6 @@ const expected = JSON.parse(readFileSync(join(FIXTURES, 'fixtures.json'), 'utf8'
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'msdi-eval-'));
-}
-
-/** Deterministic pseudo-random generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomImage(w: number, h: number, r: () => number): Image8 {
@@ -125,7 +114,7 @@ test('msdi eval --results: table on stdout, JSON report with every field, writte
 test('folders match by file stem (.png results against .jpg targets)', async () => {
   const root = tmp();
   try {
-    const r = rng(7);
+    const r = mulberry32(7);
     mkdirSync(join(root, 'res'));
     mkdirSync(join(root, 'gt'));
     for (const n of ['a', 'b']) {
@@ -162,7 +151,7 @@ test('unmatched names: a one-line error naming the folders and the files', async
 });
 
 test('blurriest / sharpest 10% are chosen by input PSNR', async () => {
-  const r = rng(3);
+  const r = mulberry32(3);
   const n = 20;
   // input noise grows with i (so input PSNR falls with i); output noise falls with i,
   // so choosing by output PSNR would pick the opposite images
@@ -214,7 +203,7 @@ test('blurriest / sharpest 10% are chosen by input PSNR', async () => {
 
 test('float outputs are clamped, scaled by 255 and rounded (half to even) before scoring', async () => {
   assert.deepEqual([...quantize01(new Float32Array([-0.2, 0, 0.5, 1.5 / 255, 2.5 / 255, 1, 7, NaN]))], [0, 0, 128, 2, 2, 255, 255, 0]);
-  const r = rng(11);
+  const r = mulberry32(11);
   const target = randomImage(16, 16, r);
   const f: RGBImage = { width: 16, height: 16, data: Float32Array.from(target.data, (v) => v / 255 + 0.0004) };
   const rep = await scoreImages([{ name: 'x', output: f, target }]);
@@ -226,7 +215,7 @@ async function goproFolder(count: number, w: number, h: number): Promise<string>
   const root = tmp();
   mkdirSync(join(root, 'input'));
   mkdirSync(join(root, 'target'));
-  const r = rng(5);
+  const r = mulberry32(5);
   for (let i = 0; i < count; i++) {
     const sharpImg = randomImage(w, h, r);
     await writePng(join(root, 'target', `p${i}.png`), sharpImg);

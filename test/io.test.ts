@@ -20,6 +20,7 @@ import {
   writeSafetensors,
   type RawTensor,
 } from '../src/engine/io/index.js';
+import { mulberry32 } from './helpers/random.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.resolve(repoRoot, '..', 'shared', 'fixtures');
@@ -504,17 +505,6 @@ test('hand-built checkpoints: deflate, strided tensors, nesting, module. prefix,
 
 // ---------------------------------------------------------------------------
 // (5) fuzz: mutated fixtures end in a result or a WeightsFileError
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One random mutation: flip/overwrite bytes (biased towards `hot` ranges), truncate, insert or delete. */
 function mutate(src: Uint8Array, rnd: () => number, hot: [number, number][]): Uint8Array {

@@ -76,15 +76,15 @@ function cameraAffine(cx: number, cy: number, theta: number, s: number, tx: numb
   };
 }
 
+/** The corners of the output area [m, m+S-1]^2 of the canvas. */
+function corners(m: number, S: number): Array<readonly [number, number]> {
+  return [[m, m], [m + S - 1, m], [m, m + S - 1], [m + S - 1, m + S - 1]];
+}
+
 /** largest |A p - B p| over the corners of the output area [m, m+S-1]^2 */
 export function affineDistance(A: Affine, B: Affine, m: number, S: number): number {
   let worst = 0;
-  for (const [x, y] of [
-    [m, m],
-    [m + S - 1, m],
-    [m, m + S - 1],
-    [m + S - 1, m + S - 1],
-  ] as const) {
+  for (const [x, y] of corners(m, S)) {
     const dx = (A.a00 - B.a00) * x + (A.a01 - B.a01) * y + (A.b0 - B.b0);
     const dy = (A.a10 - B.a10) * x + (A.a11 - B.a11) * y + (A.b1 - B.b1);
     worst = Math.max(worst, Math.hypot(dx, dy));
@@ -96,12 +96,7 @@ export function affineDistance(A: Affine, B: Affine, m: number, S: number): numb
 export function maxDisplacement(frames: Affine[], m: number, S: number): number {
   let worst = 0;
   for (const f of frames) {
-    for (const [x, y] of [
-      [m, m],
-      [m + S - 1, m],
-      [m, m + S - 1],
-      [m + S - 1, m + S - 1],
-    ] as const) {
+    for (const [x, y] of corners(m, S)) {
       const qx = f.a00 * x + f.a01 * y + f.b0;
       const qy = f.a10 * x + f.a11 * y + f.b1;
       worst = Math.max(worst, Math.abs(qx - x), Math.abs(qy - y));
