@@ -2,7 +2,8 @@
  * The fast inference path gives the results of the plain one: ConvTranspose2d 2x2/2 as a 1x1
  * convolution plus pixel shuffle (forward and gradients), the NHWC instance norm, and a whole
  * msdi_net with prepareForInference (folded spectral norms, NHWC weights) against the
- * unprepared eval network and the official reference output, within 1e-4.
+ * unprepared eval network and the official reference output, within 1e-4; and training with NHWC
+ * parameters (stage 2, stage 1 with its discriminator) takes the steps of the NCHW path.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -109,4 +110,40 @@ test('stage-2 training with NHWC parameters takes the steps of the NCHW path (lo
   b.restored.dispose();
   probe.dispose();
   assert.ok(worst < 1e-4, `trained networks restore differently: ${worst}`);
+});
+
+test('stage-1 training with NHWC parameters (joint model and discriminator) takes the steps of the NCHW path', async () => {
+  const { Stage1Task } = await import('../src/train/tasks.js');
+  const { PRESETS } = await import('../src/train/config.js');
+  const cfg = { ...PRESETS['test-stage1'], wf: 4, batch: 2, crop: 32 };
+  const n = 2 * 3 * 32 * 32;
+  let s = 11;
+  const rnd = () => Float32Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const batches = [0, 1, 2].map(() => ({ blurry: rnd(), sharp: rnd(), n: 2, size: 32, names: ['a', 'b'] }));
+  const probe = Tensor.rand([1, 3, 32, 32]);
+  const run = (channelsLast: boolean) => {
+    const task = new Stage1Task(cfg, 'none', undefined, { channelsLast });
+    const steps = batches.map((b) => task.step(b));
+    // 1x1 kernels are laid out NCHW and NHWC at once (isChannelsLast says false): left out
+    const convs = [...task.g.namedParameters(), ...task.d!.namedParameters()].filter(([, p]) => p.shape.length === 4 && p.shape[2]! * p.shape[3]! > 1);
+    const nhwc = convs.filter(([, p]) => p.isChannelsLast).length;
+    const restored = tidy(() => task.restore(probe).contiguous());
+    task.dispose();
+    return { steps, restored, nhwc, convs: convs.length };
+  };
+  const a = run(false);
+  const b = run(true);
+  assert.equal(a.nhwc, 0);
+  assert.equal(b.nhwc, b.convs, 'every convolution weight of both networks is NHWC');
+  for (let i = 0; i < 3; i++) {
+    for (const k of ['l_pix', 'l_gan', 'l_feat', 'l_d']) {
+      const [x, y] = [a.steps[i]![k]!, b.steps[i]![k]!];
+      assert.ok(Math.abs(x - y) < 1e-4 * Math.max(1, Math.abs(x)), `step ${i} ${k}: ${x} vs ${y}`);
+    }
+  }
+  const worst = maxDiff(a.restored, b.restored);
+  a.restored.dispose();
+  b.restored.dispose();
+  probe.dispose();
+  assert.ok(worst < 1e-4, `trained networks deblur differently: ${worst}`);
 });

@@ -166,24 +166,29 @@ test('stage 1 learns blur levels from level-L folders: the level loss is there, 
   assert.throws(() => loadConfig('test-stage1', { levels: [0] }), /numbers in \(0, 4\] for levels, got \[0\]/);
 });
 
-test('stop and --resume continue bit-for-bit like an uninterrupted run', async () => {
-  const c = cfg({ iters: 6, ckptEvery: 2 });
-  const whole = join(root, 'whole');
-  const parts = join(root, 'parts');
-  await train({ config: c, ablation: 'no-degradation', data, out: whole, quiet: true });
-  await train({ config: c, ablation: 'no-degradation', data, out: parts, stopAfter: 3, quiet: true });
-  await assert.rejects(train({ config: c, ablation: 'no-degradation', data, out: parts, quiet: true }), /--resume/);
-  await train({ config: c, ablation: 'no-degradation', data, out: parts, resume: true, quiet: true });
-  const final = (dir: string) => readSafetensors(listCheckpoints(dir).pop()!.file).tensors;
-  const A = final(whole);
-  const B = final(parts);
-  assert.deepEqual([...A.keys()].sort(), [...B.keys()].sort());
-  for (const [k, v] of A) assert.ok(Buffer.from(v.data).equals(Buffer.from(B.get(k)!.data)), `${k} differs after resume`);
-  // The log has one record per step, no duplicates from the interrupted part.
-  const steps = new RunLog(join(parts, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r.step);
-  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
-  assert.ok(readFileSync(join(parts, 'log.jsonl'), 'utf8').includes('"event":"resume"'));
-});
+for (const [what, c, ablation] of [
+  ['stage 2 (the ablation)', cfg({ iters: 6, ckptEvery: 2 }), 'no-degradation'],
+  ['stage 1 (joint model and discriminator, identity pairs)', { ...PRESETS['test-stage1'], iters: 6, ckptEvery: 2, identity: 0.5 }, 'none'],
+] as const) {
+  test(`stop and --resume continue bit-for-bit like an uninterrupted run: ${what}`, async () => {
+    const whole = join(root, `whole-${c.stage}`);
+    const parts = join(root, `parts-${c.stage}`);
+    await train({ config: c, ablation, data, out: whole, quiet: true });
+    await train({ config: c, ablation, data, out: parts, stopAfter: 3, quiet: true });
+    await assert.rejects(train({ config: c, ablation, data, out: parts, quiet: true }), /--resume/);
+    await train({ config: c, ablation, data, out: parts, resume: true, quiet: true });
+    const final = (dir: string) => readSafetensors(listCheckpoints(dir).pop()!.file).tensors;
+    const A = final(whole);
+    const B = final(parts);
+    assert.deepEqual([...A.keys()].sort(), [...B.keys()].sort());
+    if (c.stage === 'stage1') assert.ok([...A.keys()].some((k) => k.startsWith('d.')), 'the discriminator is in the checkpoint');
+    for (const [k, v] of A) assert.ok(Buffer.from(v.data).equals(Buffer.from(B.get(k)!.data)), `${k} differs after resume`);
+    // The log has one record per step, no duplicates from the interrupted part.
+    const steps = new RunLog(join(parts, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r.step);
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+    assert.ok(readFileSync(join(parts, 'log.jsonl'), 'utf8').includes('"event":"resume"'));
+  });
+}
 
 test('a non-finite loss stops the step before any parameter changes', () => {
   const task = new Stage2Task(cfg(), 'no-degradation');

@@ -104,6 +104,14 @@ function initArch(init: InitWeights): string {
   return detectArch(init.tensors, init.source).arch;
 }
 
+/**
+ * Lays every 4-D weight of `net` out NHWC in place, so that oneDNN keeps the activations NHWC
+ * from layer to layer instead of reordering them around every convolution.
+ */
+function setChannelsLast(net: Module): void {
+  for (const [, t] of [...net.namedParameters(), ...net.namedBuffers()]) t.setChannelsLast_();
+}
+
 /** The pixel-space stand-in for the VGG perceptual term (see TrainConfig.perceptual). */
 const PIXEL_L1: PerceptualLoss = { name: 'l1', compute: (pred, target) => l1Loss(pred, target), dispose: () => {} };
 
@@ -125,7 +133,7 @@ export class Stage1Task implements Task {
    * of a data-parallel run; from the checkpoint --resume continues).
    */
   constructor(readonly cfg: TrainConfig, ablation: Ablation, perceptual?: PerceptualLoss,
-    o: { device?: Device; init?: InitWeights | WeightsLater } = {}) {
+    o: { channelsLast?: boolean; device?: Device; init?: InitWeights | WeightsLater } = {}) {
     manualSeed(cfg.seed);
     this.device = o.device ?? 'cpu';
     this.perceptual = perceptual ?? (cfg.perceptual === 'l1' ? PIXEL_L1 : undefined);
@@ -143,10 +151,13 @@ export class Stage1Task implements Task {
         throw e;
       }
     }
+    if (o.channelsLast) setChannelsLast(this.g);
     this.g.to(this.device);
     this.optG = new Adam(this.g.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps });
     if (reblur) {
-      this.d = new MultiscaleDiscriminator(cfg.ndfD).train().to(this.device);
+      this.d = new MultiscaleDiscriminator(cfg.ndfD).train();
+      if (o.channelsLast) setChannelsLast(this.d);
+      this.d.to(this.device);
       this.optD = new Adam(this.d.trainableParameters(), { lr: cfg.lrD, betas: cfg.betas, eps: cfg.eps });
     }
   }
@@ -265,7 +276,7 @@ export class Stage2Task implements Task {
     const degradation = ablation !== 'no-degradation';
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation, spadeHidden: cfg.spadeHidden }).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
-    if (o.channelsLast) for (const [, t] of [...this.g.namedParameters(), ...this.g.namedBuffers()]) t.setChannelsLast_();
+    if (o.channelsLast) setChannelsLast(this.g);
     try {
       if (typeof init === 'object') this.#initialise(init, degradation);
       else if (degradation && !init) throw new Error('stage 2 needs the stage-1 representation: pass --init <stage-1 checkpoint or MSDI2E weights>');
