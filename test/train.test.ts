@@ -4,7 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { synthFolder } from '../src/data/synth/index.js';
@@ -15,7 +15,8 @@ import { PRESETS, cacheBytes, loadConfig, type TrainConfig } from '../src/train/
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { Stage1Task, Stage2Task, NonFiniteLossError } from '../src/train/tasks.js';
 import { readSafetensors, writeSafetensors } from '../src/engine/io/index.js';
-import { RunLog } from '../src/train/log.js';
+import { RunLog, plotSvg } from '../src/train/log.js';
+import { Tensor, tidy, liveTensors } from '../src/engine/index.js';
 
 let root: string;
 let data: string;
@@ -204,6 +205,42 @@ test('a non-finite loss stops the step before any parameter changes', () => {
   }
 });
 
+test('a non-finite gradient (the loss finite) stops the step before the update, clipping or not', () => {
+  for (const clip of [0, 0.01]) {
+    const task = new Stage2Task(cfg({ clip }), 'no-degradation');
+    try {
+      const n = 2 * 3 * 32 * 32;
+      const batch = { blurry: new Float32Array(n).fill(0.4), sharp: new Float32Array(n).fill(0.5), n: 2, size: 32 };
+      assert.ok(Number.isFinite(task.step(batch).grad_norm), 'a good step reports its gradient norm');
+      // the hook data-parallel training uses between backward and the update
+      task.syncGrads = (params) => tidy(() => void params[0]!.grad!.copy_(Tensor.full(params[0]!.shape, Number.POSITIVE_INFINITY)));
+      const before = task.g.stateDict().get('last.weight')!.toFloat32();
+      assert.throws(() => task.step(batch), (e: Error) => e instanceof NonFiniteLossError && /network gradients' norm is (NaN|Infinity)/.test(e.message));
+      assert.deepEqual(task.g.stateDict().get('last.weight')!.toFloat32(), before);
+    } finally {
+      task.dispose();
+    }
+  }
+});
+
+test('a run that cannot start frees its networks and loader; --resume clears what a killed write left', async () => {
+  const live = liveTensors();
+  await assert.rejects(train({ config: cfg(), ablation: 'no-degradation', data, val: join(root, 'no-such-folder'), out: join(root, 'bad-val'), quiet: true }), /no-such-folder/);
+  assert.equal(liveTensors(), live, 'no native tensor left behind');
+  const out = join(root, 'stale');
+  await train({ config: cfg({ iters: 4, ckptEvery: 2 }), ablation: 'no-degradation', data, out, stopAfter: 2, quiet: true });
+  const stale = join(out, '.ckpt-00000004.safetensors.4242.0123abcd.tmp');
+  writeFileSync(stale, 'half a checkpoint');
+  await train({ config: cfg({ iters: 4, ckptEvery: 2 }), ablation: 'no-degradation', data, out, resume: true, quiet: true });
+  assert.ok(!existsSync(stale), 'the temporary file of a killed write is gone');
+  assert.equal(listCheckpoints(out).pop()!.step, 4);
+});
+
+test('the curves plot takes a long run (200 000 log records)', () => {
+  const records = Array.from({ length: 200_000 }, (_, i) => ({ kind: 'train', step: i + 1, l_psnr: -20 - i / 1e5 }));
+  assert.match(plotSvg(records as never, 'l_psnr'), /^<svg/);
+});
+
 test('--resume continues a run as it was configured (its config.json), not as the presets say now', async () => {
   const { trainCommand } = await import('../src/cli/commands/train.js');
   const { writeFileSync } = await import('node:fs');
@@ -227,6 +264,27 @@ test('--resume continues a run as it was configured (its config.json), not as th
   writeFileSync(file, JSON.stringify({ ...PRESETS['test-stage2'], spadeHidden: undefined }));
   assert.equal(loadRunConfig(file).spadeHidden, 128, 'runs from before the option used the official width');
   assert.equal(loadRunConfig(file, { iters: 9 }).iters, 9);
+});
+
+test('config files: unknown or bad fields are refused by name; weights merge into the preset; no preset means the stage\'s', () => {
+  const file = join(root, 'cfg.json');
+  const load = (json: unknown, stage?: 'stage1' | 'stage2') => {
+    writeFileSync(file, JSON.stringify(json));
+    return loadConfig(file, {}, stage);
+  };
+  assert.throws(() => load({ preset: 'cpu-stage2', keep_last: 3 }), /cfg\.json: unknown config field "keep_last"/);
+  for (const [k, v, what] of [['keepLast', 0, 'a positive integer'], ['ckptEvery', 0, 'a positive integer'], ['valEvery', 2.5, 'a positive integer'],
+    ['tMax', 0, 'a positive integer'], ['lr', -1, 'a positive number'], ['clip', Number.NaN, 'a non-negative number']] as const) {
+    assert.throws(() => loadConfig('cpu-stage2', { [k]: v }), new RegExp(`expected ${what}.* for ${k}, got`), `${k} ${v}`);
+  }
+  assert.throws(() => load({ preset: 'cpu-stage1', perceptual: 'vgg' }), /expected "none" or "l1".* for perceptual, got "vgg"/);
+  assert.throws(() => load({ preset: 'cpu-stage1', weights: { gan: 'x' } }), /for weights/);
+  const c1 = load({ preset: 'cpu-stage1', weights: { gan: 2 } });
+  assert.deepEqual(c1.weights, { pixel: 10, gan: 2, feat: 10, perceptual: 10 }, 'the preset\'s other weights stay');
+  assert.equal(load({ stage: 'stage1', iters: 500 }).lr, PRESETS['cpu-stage1'].lr, 'no preset: cpu-stage1 for a stage-1 file');
+  assert.equal(load({ iters: 500 }, 'stage1').stage, 'stage1', 'no preset, no stage: the command\'s stage');
+  // A run's own config.json (with its ablation and --init) is a valid --config.
+  assert.equal(load({ ...PRESETS['test-stage2'], ablation: 'none', init: null }).wf, PRESETS['test-stage2'].wf);
 });
 
 test('config: stage-1 options are checked, with the field and the value named', () => {

@@ -136,8 +136,16 @@ export const PRESETS: Record<string, TrainConfig> = {
   'test-stage2': { ...COMMON, stage: 'stage2', wf: 4, ndfD: 4, crop: 32, batch: 2, iters: 6, lr: 3e-4, clip: 0, logEvery: 1, valEvery: 3, ckptEvery: 2, valCount: 2, valSide: 32, workers: 0, spadeHidden: 16 },
 };
 
-/** A preset name, or a JSON file `{ "preset": "cpu-stage2", ...overrides }`. */
-export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
+/** Every field a config file may hold: the TrainConfig fields, `preset`, and a run's config.json's `ablation` and `init`. */
+const CONFIG_KEYS = new Set(['preset', 'tMax', 'ablation', 'init', ...Object.values(PRESETS).flatMap((p) => Object.keys(p))]);
+
+/**
+ * A preset name, or a JSON file `{ "preset": "cpu-stage2", ...overrides }`. A file without a
+ * preset starts from `cpu-<stage>`: its own "stage", else `stage` (the command's), else stage 2.
+ * `weights` is merged into the preset's, field by field; unknown fields are refused (a typo
+ * would otherwise be ignored silently).
+ */
+export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> = {}, stage?: Stage): TrainConfig {
   let base: TrainConfig;
   if (PRESETS[nameOrFile]) {
     base = PRESETS[nameOrFile];
@@ -149,10 +157,16 @@ export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> =
       const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? `not a preset (${Object.keys(PRESETS).join(', ')}) nor a file` : (e as Error).message;
       throw new Error(`${nameOrFile}: ${why}`);
     }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${nameOrFile}: expected a JSON object of config fields`);
+    const unknown = Object.keys(json).filter((k) => !CONFIG_KEYS.has(k));
+    if (unknown.length) throw new Error(`${nameOrFile}: unknown config field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
     const preset = json.preset ? PRESETS[json.preset] : undefined;
     if (json.preset && !preset) throw new Error(`${nameOrFile}: unknown preset "${json.preset}"`);
-    const { preset: _p, ...rest } = json;
-    base = { ...(preset ?? PRESETS['cpu-stage2']), ...rest } as TrainConfig;
+    // a run's config.json names its ablation and --init too: not training settings
+    const { preset: _p, ablation: _a, init: _i, ...rest } = json as typeof json & { ablation?: unknown; init?: unknown };
+    const from = preset ?? PRESETS[`cpu-${json.stage ?? stage ?? 'stage2'}`];
+    if (!from) throw new Error(`${nameOrFile}: expected "stage1" or "stage2" for stage, got ${JSON.stringify(json.stage)}`);
+    base = { ...from, ...rest, weights: { ...from.weights, ...rest.weights } } as TrainConfig;
   }
   return withOverrides(base, overrides);
 }
@@ -178,9 +192,22 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
   const cfg = { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as TrainConfig;
-  for (const k of ['wf', 'crop', 'batch', 'iters'] as const) {
-    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`config: expected a positive integer for ${k}, got ${cfg[k]}`);
+  const bad = (k: string, what: string) => new Error(`config: expected ${what} for ${k}, got ${JSON.stringify(cfg[k as keyof TrainConfig])}`);
+  for (const k of ['wf', 'ndfD', 'crop', 'batch', 'iters', 'spadeHidden', 'logEvery', 'valEvery', 'ckptEvery', 'keepLast', 'valCount', 'valSide'] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw bad(k, 'a positive integer');
   }
+  if (!Number.isInteger(cfg.workers) || cfg.workers < 0) throw bad('workers', 'a non-negative integer');
+  if (!Number.isSafeInteger(cfg.seed)) throw bad('seed', 'an integer');
+  if (cfg.tMax !== undefined && !(Number.isInteger(cfg.tMax) && cfg.tMax >= 1)) throw bad('tMax', 'a positive integer (the schedule length)');
+  for (const k of ['lr', 'lrD', 'eps'] as const) if (!(Number.isFinite(cfg[k]) && cfg[k] > 0)) throw bad(k, 'a positive number');
+  for (const k of ['etaMin', 'clip', 'psnrWeight'] as const) if (!(Number.isFinite(cfg[k]) && cfg[k] >= 0)) throw bad(k, 'a non-negative number');
+  if (!Array.isArray(cfg.betas) || cfg.betas.length !== 2 || !cfg.betas.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) throw bad('betas', 'two numbers in [0, 1)');
+  const w = cfg.weights as unknown as Record<string, unknown> | null;
+  if (typeof w !== 'object' || w === null || Object.keys(w).length !== 4 || !['pixel', 'gan', 'feat', 'perceptual'].every((k) => typeof w[k] === 'number' && Number.isFinite(w[k]) && w[k] >= 0)) {
+    throw bad('weights', '{ "pixel", "gan", "feat", "perceptual" } as non-negative numbers');
+  }
+  if (cfg.perceptual !== 'none' && cfg.perceptual !== 'l1') throw bad('perceptual', '"none" or "l1" (the official VGG19 needs ImageNet weights msdi cannot download)');
+  if (typeof cfg.zeroModulation !== 'boolean') throw bad('zeroModulation', 'true or false');
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
   if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw new Error(`config: expected "off" or "bf16" for amp, got ${JSON.stringify(cfg.amp)}`);

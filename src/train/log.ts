@@ -44,8 +44,11 @@ export function plotSvg(records: LogRecord[], lossKey: string): string {
     const smooth = pts.map(([a, b]) => [a, (s = 0.9 * s + 0.1 * b)] as [number, number]);
     const xs = pts.map((p) => p[0]);
     const ys = smooth.map((p) => p[1]);
-    const [x0, x1] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
-    const [y0, y1] = [Math.min(...ys), Math.max(...ys, Math.min(...ys) + 1e-9)];
+    // loops, not Math.min(...xs): a long run's hundreds of thousands of points overflow the stack
+    const lo = (v: number[]) => v.reduce((a, b) => (b < a ? b : a), Infinity);
+    const hi = (v: number[]) => v.reduce((a, b) => (b > a ? b : a), -Infinity);
+    const [x0, x1] = [lo(xs), Math.max(hi(xs), lo(xs) + 1)];
+    const [y0, y1] = [lo(ys), Math.max(hi(ys), lo(ys) + 1e-9)];
     const x = (v: number) => 50 + ((v - x0) / (x1 - x0)) * (W - 70);
     const y = (v: number) => top + H - 30 - ((v - y0) / (y1 - y0)) * (H - 60);
     return `<g><text x="50" y="${top + 18}" font-size="13">${title}</text>` +

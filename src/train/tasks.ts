@@ -71,6 +71,17 @@ function checkFinite(values: Record<string, number>): void {
   }
 }
 
+/**
+ * The total norm of the gradients of `params`, clipped to `clip` when it is > 0 (0: measured
+ * only; the gradients are multiplied by 1). A non-finite norm stops the step before the
+ * optimiser turns every weight into NaN.
+ */
+function gradNorm(params: Tensor[], clip: number, what: string): number {
+  const norm = clipGradNorm(params, clip > 0 ? clip : Infinity);
+  if (!Number.isFinite(norm)) throw new NonFiniteLossError(`the ${what} gradients' norm is ${norm}`);
+  return norm;
+}
+
 /** Splits each feature of a D run on [fake; real] stacked along the batch. */
 function splitPreds(preds: Tensor[][]): [Tensor[][], Tensor[][]] {
   const fake = preds.map((fs) => fs.map((f) => f32(f.chunk(2, 0)[0]!)));
@@ -218,7 +229,7 @@ export class Stage1Task implements Task {
       checkFinite(values);
       total.backward();
       this.syncGrads?.(this.optG.params);
-      if (this.cfg.clip > 0) values.grad_norm = clipGradNorm(this.optG.params, this.cfg.clip);
+      values.grad_norm = gradNorm(this.optG.params, this.cfg.clip, 'generator');
       this.optG.step();
       if (this.d && this.optD && fakeDetached) {
         // The discriminator judges the reblurred image of this step (detached), not a second
@@ -232,7 +243,7 @@ export class Stage1Task implements Task {
         checkFinite({ l_d: values.l_d });
         lD.backward();
         this.syncGrads?.(this.optD.params);
-        if (this.cfg.clip > 0) clipGradNorm(this.optD.params, this.cfg.clip);
+        gradNorm(this.optD.params, this.cfg.clip, 'discriminator');
         this.optD.step();
       }
       return values;
@@ -319,7 +330,7 @@ export class Stage2Task implements Task {
       checkFinite(values);
       loss.backward();
       this.syncGrads?.(this.optG.params);
-      if (this.cfg.clip > 0) values.grad_norm = clipGradNorm(this.optG.params, this.cfg.clip);
+      values.grad_norm = gradNorm(this.optG.params, this.cfg.clip, 'network');
       this.optG.step();
       return values;
     });

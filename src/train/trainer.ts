@@ -11,7 +11,7 @@
  * agree after each step whether to stop (a signal on any of them). Only rank 0 writes the log,
  * validates, shows progress and writes checkpoints and weights.
  */
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PairedLoader, loadPairs } from '../data/paired.js';
 import { makeIdentityPairs } from '../data/identity-pairs.js';
@@ -62,6 +62,28 @@ export interface TrainResult {
   interrupted: NodeJS.Signals | null;
 }
 
+/** Writes text to a temporary file, then renames it into place: never a half-written file. */
+function writeTextAtomic(file: string, text: string): void {
+  writeFileSync(file + '.tmp', text);
+  renameSync(file + '.tmp', file);
+}
+
+/**
+ * Removes what a killed run left half-written in its folder: the temporary files of checkpoint
+ * and weights writes (.NAME.PID.HEX.tmp, as large as a checkpoint each) and of the text files.
+ */
+function removeStaleTemporaries(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (/^\..+\.safetensors\.\d+\.[0-9a-f]+\.tmp$/.test(n) || /^(config\.json|curves\.svg)\.tmp$/.test(n)) rmSync(join(dir, n), { force: true });
+  }
+}
+
 /** resuming: this rank continues from a checkpoint in o.out (which holds every weight). */
 function makeTask(o: TrainOptions, resuming: boolean): Task {
   const cfg = o.config;
@@ -93,56 +115,56 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const log = new RunLog(join(o.out, 'log.jsonl'));
   if (o.device?.startsWith('cuda')) cudnnBenchmark(true); // one crop size: time the algorithms once
   const existing = lead ? listCheckpoints(o.out) : [];
+  if (lead && existing.length && !o.resume) {
+    throw new Error(`${o.out}: already holds checkpoints; pass --resume to continue, or choose another --out`);
+  }
+  if (lead) removeStaleTemporaries(o.out);
   const task = makeTask(o, Boolean(o.resume) && existing.length > 0);
   let step = 0;
   let bestPsnr: number | null = null;
   let bestStep: number | null = null;
-  if (!lead) {
-    // rank 0 decides fresh / resume; its state arrives below
-  } else if (o.resume && existing.length) {
-    const last = existing[existing.length - 1];
-    const meta = loadCheckpoint(last.file, task);
-    step = meta.step;
-    bestPsnr = meta.bestPsnr;
-    bestStep = meta.bestStep;
-    log.truncateAfter(step);
-    log.write({ kind: 'event', step, event: 'resume', from: last.file });
-  } else if (existing.length) {
-    task.dispose();
-    throw new Error(`${o.out}: already holds checkpoints; pass --resume to continue, or choose another --out`);
-  } else {
-    writeFileSync(join(o.out, 'config.json'), JSON.stringify({ ...cfg, ablation: o.ablation, init: o.init ?? null }, null, 2));
-    log.truncateAfter(-1); // a fresh run (perhaps after one killed before its first checkpoint) starts a fresh log
-    log.write({ kind: 'event', step: 0, event: 'start', stage: cfg.stage, ablation: o.ablation });
-  }
-
-  if (group) {
-    try {
-      step = broadcastTrainState(group, task, step);
-    } catch (e) {
-      task.dispose();
-      throw e;
+  let loader: PairedLoader | null = null;
+  let valPairs: ValPair[] = [];
+  try {
+    if (!lead) {
+      // rank 0 decides fresh / resume; its state arrives below
+    } else if (o.resume && existing.length) {
+      const last = existing[existing.length - 1];
+      const meta = loadCheckpoint(last.file, task);
+      step = meta.step;
+      bestPsnr = meta.bestPsnr;
+      bestStep = meta.bestStep;
+      log.truncateAfter(step);
+      log.write({ kind: 'event', step, event: 'resume', from: last.file });
+    } else {
+      if (o.resume && !o.quiet) console.error(`${o.out}: no checkpoint to resume from; starting the run from step 0`);
+      writeTextAtomic(join(o.out, 'config.json'), JSON.stringify({ ...cfg, ablation: o.ablation, init: o.init ?? null }, null, 2));
+      log.truncateAfter(-1); // a fresh run (perhaps after one killed before its first checkpoint) starts a fresh log
+      log.write({ kind: 'event', step: 0, event: 'start', stage: cfg.stage, ablation: o.ablation });
     }
-    task.syncGrads = (params) => void group.averageGradients(params);
+    if (group) {
+      step = broadcastTrainState(group, task, step);
+      task.syncGrads = (params) => void group.averageGradients(params);
+    }
+    loader = new PairedLoader({
+      dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers,
+      shard: group ? { rank: group.rank, world: group.world } : undefined,
+      levels: cfg.stage === 'stage1' && cfg.levelWeight > 0 ? cfg.levels : undefined,
+      cacheBytes: cacheBytes(cfg.cacheGB, group?.world ?? 1),
+    });
+    valPairs = o.val && lead ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
+  } catch (e) {
+    // nothing trained yet: free the networks and the loader's worker threads before failing
+    await loader?.close();
+    task.dispose();
+    throw e;
   }
-
-  const loader = new PairedLoader({
-    dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers,
-    shard: group ? { rank: group.rank, world: group.world } : undefined,
-    levels: cfg.stage === 'stage1' && cfg.levelWeight > 0 ? cfg.levels : undefined,
-    cacheBytes: cacheBytes(cfg.cacheGB, group?.world ?? 1),
-  });
-  const valPairs: ValPair[] = o.val && lead ? await loadPairs(o.val, { limit: cfg.valCount, maxSide: cfg.valSide }) : [];
   const meta = (): CheckpointMeta => ({ step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep });
   const checkpoint = () => {
     saveCheckpoint(checkpointPath(o.out, step), task, meta());
     pruneCheckpoints(o.out, cfg.keepLast);
   };
-  const writePlot = () => {
-    const file = join(o.out, 'curves.svg');
-    writeFileSync(file + '.tmp', plotSvg(log.read(), task.lossKey));
-    renameSync(file + '.tmp', file);
-  };
+  const writePlot = () => writeTextAtomic(join(o.out, 'curves.svg'), plotSvg(log.read(), task.lossKey));
 
   let stopRequested: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {

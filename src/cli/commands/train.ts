@@ -63,13 +63,14 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const runConfig = join(values.out, 'config.json');
   const resumed = values.resume && !values.config && existsSync(runConfig);
   const source = resumed ? runConfig : values.config ?? `cpu-${stage}`;
-  const config = (resumed ? loadRunConfig : loadConfig)(source, {
+  const overrides = {
     iters: values.iters === undefined ? undefined : intOption(values.iters, '--iters', 1),
     batch: values.batch === undefined ? undefined : intOption(values.batch, '--batch', 1),
     crop: values.crop === undefined ? undefined : intOption(values.crop, '--crop', 16),
     seed: values.seed === undefined ? undefined : intOption(values.seed, '--seed', 0, 0),
     workers: values.workers === undefined ? undefined : intOption(values.workers, '--workers', 0, 0),
-  });
+  };
+  const config = resumed ? loadRunConfig(source, overrides) : loadConfig(source, overrides, stage);
   if (config.stage !== stage) throw new UsageError(`config ${source} is for ${config.stage}, not ${stage}`);
   const stopAfter = values['stop-after'] === undefined ? undefined : intOption(values['stop-after'], '--stop-after', 1);
   const device = values.device ?? 'cpu';

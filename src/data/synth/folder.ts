@@ -1,5 +1,6 @@
 /** Whole folders of pairs in the GoPro layout, from a folder of photos. */
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-write.js';
 import { extname, join } from 'node:path';
 import { readImageRGB, writeImageRGB, type RGBImage } from '../image-io.js';
 import { deriveSeed, Rng } from '../rng.js';
@@ -146,9 +147,7 @@ export async function synthFolder(opts: SynthFolderOptions): Promise<SynthFolder
   );
   const { objectSources: _drop, ...printable } = synthOpts;
   void _drop;
-  await writeFile(
-    manifest,
-    JSON.stringify({ from, seed, start, count, photoShortSide: shortSide, options: printable, pairs: records }, null, 1) + '\n',
-  );
+  const json = JSON.stringify({ from, seed, start, count, photoShortSide: shortSide, options: printable, pairs: records }, null, 1) + '\n';
+  await writeFileAtomic(manifest, Buffer.from(json), { force: true });
   return { count, records, manifest };
 }
