@@ -53,4 +53,4 @@ while :; do
       --iters "$STAGE2_ITERS" --stop-after "$CHUNK" $(resume "$RUNS/stage2-no-degradation") --quiet
   fi
 done
-echo "train-default: done; export with: npx msdi export $RUNS/stage2 -o weights/msdi-deblur.safetensors --half"
+echo "train-default: done; export with: npx msdi export $RUNS/stage2 -o weights/msdi-deblur.safetensors --half --force"

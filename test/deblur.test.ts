@@ -529,6 +529,11 @@ describe('msdi deblur', () => {
     await rejectsOneLine(deblurCommand([d, '-o', join(out, 'x.png'), ...fast()]), /need an output folder/);
     await rejectsOneLine(deblurCommand([join(d, 'nope.png'), '-o', out, ...fast()]), /nope\.png: no such file/);
     await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--tile', '100']), /multiple of 16/);
+    await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--tile', '64', '--overlap', '64']), /--overlap: expected less than the tile size 64/);
+    // small tiles need no --overlap (a quarter of the tile), and the official grid ignores it
+    await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', join(out, 'x.png'), '--weights', weights, '--tile', '32']), /bad\.png: not an image/);
+    await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', join(out, 'x.png'), '--weights', weights, '--tile', '32', '--grid', 'official', '--overlap', '64']), /bad\.png: not an image/);
+    assert.deepEqual(planFor(48, 100, { tile: 32 }).xs, planFor(48, 100, { tile: 32, overlap: 8 }).xs);
     await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--grid', 'square']), /--grid/);
     await rejectsOneLine(deblurCommand([join(d, 'bad.png'), '-o', out, '--amp', 'fp16']), /--amp: expected off or bf16, got "fp16"/);
     assert.equal(existsSync(out), false, 'nothing written');

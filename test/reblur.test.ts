@@ -20,6 +20,7 @@ import { readImageRGB, writeImageRGB, type RGBImage } from '../src/data/image-io
 import { DEFAULT_WEIGHTS, loadModel, type LoadedModel } from '../src/eval/model.js';
 import { reblur, tileStarts } from '../src/eval/reblur.js';
 import { degradationMap, topEigenvectors } from '../src/eval/degradation-map.js';
+import sharpLib from 'sharp';
 import { reblurCommand } from '../src/cli/commands/reblur.js';
 import { degradationCommand } from '../src/cli/commands/degradation.js';
 import { UsageError } from '../src/cli/args.js';
@@ -220,6 +221,26 @@ test('msdi reblur and msdi degradation: happy paths and errors', async () => {
     await assert.rejects(degradationCommand([blurry, '-o', map, ...w]), /already exists/);
     await assert.rejects(degradationCommand([blurry, '-o', map, '--overlay', 'x', '--force', ...w]), UsageError);
     await assert.rejects(degradationCommand([join(dir, 'nope.png'), '-o', join(dir, 'm2.png'), ...w]), /nope.png: no such file/);
+
+    // Headers are checked before anything is decoded, as msdi deblur does; alpha is kept.
+    const text = join(dir, 'notes.png');
+    writeFileSync(text, 'not an image');
+    await assert.rejects(reblurCommand([text, '--like', blurry, '-o', join(dir, 'x.png'), ...w]), /notes.png: .*not an image/i);
+    await assert.rejects(degradationCommand([text, '-o', join(dir, 'm2.png'), ...w]), /notes.png: .*not an image/i);
+    await assert.rejects(reblurCommand([sharp, '--like', blurry, '-o', join(dir, 'x.png'), '--max-pixels', '5000', ...w]), /sharp.png: image is 96 x 96 .*above the limit/);
+    await assert.rejects(degradationCommand([blurry, '-o', join(dir, 'm2.png'), '--max-pixels', '5000', ...w]), /blurry.png: .*above the limit/);
+    assert.ok(!existsSync(join(dir, 'x.png')) && !existsSync(join(dir, 'm2.png')), 'refused runs write nothing');
+    const rgba = join(dir, 'sharp-rgba.png');
+    const s96 = crop(pairs[1].sharp, 96);
+    const px = Buffer.alloc(96 * 96 * 4);
+    for (let i = 0; i < 96 * 96; i++) {
+      for (let c = 0; c < 3; c++) px[i * 4 + c] = Math.round(s96.data[i * 3 + c]! * 255);
+      px[i * 4 + 3] = i % 96 < 48 ? 255 : 128;
+    }
+    await sharpLib(px, { raw: { width: 96, height: 96, channels: 4 } }).png().toFile(rgba);
+    await captureLog(() => reblurCommand([rgba, '--like', blurry, '-o', join(dir, 'rgba-out.png'), ...w]));
+    const meta = await sharpLib(join(dir, 'rgba-out.png')).metadata();
+    assert.equal(meta.channels, 4, 'the sharp image\'s alpha is kept');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

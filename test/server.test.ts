@@ -349,6 +349,7 @@ describe('the model endpoints', () => {
     assert.match(result, /^\/api\/results\/[0-9a-f-]{36}$/);
     assert.deepEqual(await pngSize(await fetch(url(result))), { width: 64, height: 48, channels: 3 });
     await expectError(await fetch(url('/api/results/00000000-0000-0000-0000-000000000000')), 404);
+    await expectError(await fetch(url('/api/results/%ZZ')), 404); // a malformed %-escape: not a 500
   });
 });
 

@@ -236,6 +236,33 @@ test('a run that cannot start frees its networks and loader; --resume clears wha
   assert.equal(listCheckpoints(out).pop()!.step, 4);
 });
 
+test('msdi export: the network of a run as weights; it refuses to replace a file without --force, or its own checkpoint', async () => {
+  const { exportCommand } = await import('../src/cli/commands/export.js');
+  const out = join(root, 'export-run');
+  await train({ config: cfg({ iters: 2, ckptEvery: 2 }), ablation: 'no-degradation', data, out, quiet: true });
+  const w = join(root, 'exported.safetensors');
+  const quietly = (f: () => void) => {
+    const log = console.log;
+    console.log = () => {};
+    try {
+      f();
+    } finally {
+      console.log = log;
+    }
+  };
+  quietly(() => exportCommand([out, '-o', w, '--half']));
+  const { tensors, metadata } = readSafetensors(w);
+  assert.equal(metadata.arch, 'msdi_net');
+  assert.equal(metadata.steps, '2');
+  assert.ok([...tensors.values()].every((t) => t.dtype === 'F16'));
+  assert.throws(() => exportCommand([out, '-o', w]), /exported.safetensors: already exists \(--force to overwrite\)/);
+  quietly(() => exportCommand([out, '-o', w, '--force']));
+  assert.equal(readSafetensors(w).tensors.values().next().value!.dtype, 'F32');
+  const ckpt = listCheckpoints(out).pop()!.file;
+  assert.throws(() => exportCommand([ckpt, '-o', ckpt, '--force']), /would overwrite the checkpoint it exports/);
+  assert.ok(readSafetensors(ckpt).metadata.msdi, 'the checkpoint is still a checkpoint');
+});
+
 test('the curves plot takes a long run (200 000 log records)', () => {
   const records = Array.from({ length: 200_000 }, (_, i) => ({ kind: 'train', step: i + 1, l_psnr: -20 - i / 1e5 }));
   assert.match(plotSvg(records as never, 'l_psnr'), /^<svg/);

@@ -13,7 +13,7 @@ export interface DeblurOptions {
   grid?: 'feather' | 'official';
   /** Crop size the network sees, a multiple of 16 (default 256, the training crop size). */
   tile?: number;
-  /** Minimum overlap between neighbouring tiles for the feather grid (default 32). */
+  /** Minimum overlap between neighbouring tiles for the feather grid (default 32, a quarter of tiles under 128). */
   overlap?: number;
   /** Tiles per forward pass (default 4 when the model's width wf <= 16, else 1). */
   batch?: number;
@@ -61,7 +61,7 @@ export function planFor(height: number, width: number, o: Pick<DeblurOptions, 'g
   const grid = o.grid ?? 'feather';
   const tile = o.tile ?? 256;
   if (grid === 'official') return officialGrid(height, width, tile);
-  if (grid === 'feather') return featherGrid(height, width, tile, o.overlap ?? 32);
+  if (grid === 'feather') return featherGrid(height, width, tile, o.overlap ?? Math.min(32, tile / 4));
   throw new Error(`grid must be 'feather' or 'official', got ${JSON.stringify(grid)}`);
 }
 

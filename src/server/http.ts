@@ -67,7 +67,13 @@ export class Router {
       const allow = [...r.methods.keys()].join(', ');
       if (!handler) throw new HttpError(405, `method ${method} is not allowed on ${pathname} (allowed: ${allow})`, { allow });
       const params: Record<string, string> = {};
-      r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
+      for (const [i, k] of r.keys.entries()) {
+        try {
+          params[k] = decodeURIComponent(m[i + 1]!);
+        } catch {
+          throw new HttpError(404, `no such path: ${pathname} (a malformed %-escape)`);
+        }
+      }
       return { handler, params };
     }
     throw new HttpError(404, `no such path: ${pathname}`);

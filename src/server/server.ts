@@ -154,6 +154,9 @@ export async function startServer(o: ServerOptions = {}): Promise<MsdiServer> {
     if (kind === 'degradation') spec.overlay = numberField(up, query, 'overlay', 0, 1, 1);
     up.images.clear();
 
+    // The response's 'close' fires once: a client gone while the upload was read and checked
+    // has already closed it, so it is looked at here as well as listened for.
+    if (res.destroyed || req.socket.destroyed) return;
     const job = queue.submit(spec);
     res.on('close', () => {
       if (!res.writableFinished) queue.cancel(job, 'the client disconnected');

@@ -157,12 +157,16 @@ els.split.addEventListener('input', () => viewer.setSplit(Number(els.split.value
 $('fit').addEventListener('click', () => viewer.fit());
 $('actual').addEventListener('click', () => viewer.actualSize());
 els.mapOpacity.addEventListener('input', () => (els.mapLayer.style.opacity = els.mapOpacity.value));
+// Toggling on, off and on again starts a second map job that aborts the first: only the
+// latest request may touch the checkbox when it ends.
+let mapRequest = 0;
 els.mapToggle.addEventListener('change', async () => {
   const view = views.deblur;
   if (!view?.file) return;
   if (els.mapToggle.checked && !view.map) {
+    const request = ++mapRequest;
     const blob = await job('api/degradation', view.file, 'Computing the degradation map', 'Degradation map');
-    if (views.deblur !== view) return;
+    if (views.deblur !== view || request !== mapRequest) return;
     if (!blob) {
       els.mapToggle.checked = false;
       return;

@@ -107,7 +107,9 @@ async function deblurBench(threads: number, weights: string | undefined) {
       net.dispose();
       note = `random weights (wf ${CONFIGS.tiny.wf}): the bundled weights are missing`;
     }
-    const spec = loadModel(source).spec;
+    const probe = loadModel(source); // for its architecture only (the child process deblurs)
+    const spec = probe.spec;
+    probe.dispose();
     const run = (amp: Amp) => {
       const r = spawnSync(process.execPath, [process.argv[1], 'bench', '--deblur-child', input, join(dir, 'out.png'), source, amp,
         '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

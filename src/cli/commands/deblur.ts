@@ -25,7 +25,8 @@ const HELP = `usage: msdi deblur <files or folders...> -o <file or folder> [opti
   --grid feather|official  feather: overlapping tiles blended without seams (default);
                          official: the paper's test protocol (grids(), averaged overlaps)
   --tile N               crop size the network sees, a multiple of 16 (default 256)
-  --overlap N            least overlap between feather tiles in px (default 32; feather only)
+  --overlap N            least overlap between feather tiles in px (default 32, a quarter of
+                         tiles under 128; feather only)
   --batch N              tiles per forward pass (default 4 for wf <= 16, else 1)
   --ensemble             self-ensemble: average the 8 flips/transposes of every tile (8x the time)
   --amp off|bf16         bf16: convolutions in bfloat16, about 0.7x the time on CPUs with
@@ -87,8 +88,9 @@ export async function deblurCommand(argv: string[]): Promise<void> {
   if (grid !== 'feather' && grid !== 'official') throw new UsageError(`--grid: expected feather or official, got ${JSON.stringify(grid)}`);
   const tile = intOption(values.tile, '--tile', 256, 16);
   if (tile % 16 !== 0) throw new UsageError(`--tile: expected a multiple of 16 (the network halves the size 4 times), got ${tile}`);
-  const overlap = intOption(values.overlap, '--overlap', 32, 0);
-  if (overlap >= tile) throw new UsageError(`--overlap: expected less than the tile size ${tile}, got ${overlap}`);
+  // 32 at the default tile, a quarter of smaller ones (the feathered grid needs overlap < tile)
+  const overlap = intOption(values.overlap, '--overlap', Math.min(32, tile / 4), 0);
+  if (grid === 'feather' && overlap >= tile) throw new UsageError(`--overlap: expected less than the tile size ${tile}, got ${overlap}`);
   const batch = values.batch === undefined ? undefined : intOption(values.batch, '--batch', 1, 1);
   const quality = intOption(values.quality, '--quality', 95, 1);
   if (quality > 100) throw new UsageError(`--quality: expected 1..100, got ${quality}`);

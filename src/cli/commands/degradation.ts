@@ -3,9 +3,9 @@
  * spatially varying degradation representation (its first three principal components as
  * RGB; equal colours = equal representation within the picture).
  */
-import { readImageRGB, writeImageRGB } from '../../data/image-io.js';
+import { DEFAULT_MAX_PIXELS, probeImageFile, readImageFile, writeImageFile } from '../../data/image-file.js';
 import { degradationMap, representationModel } from '../../eval/degradation-map.js';
-import { parse, UsageError } from '../args.js';
+import { intOption, parse, UsageError } from '../args.js';
 import { loadModel } from '../../eval/model.js';
 import { checkInput, checkOutput } from './reblur.js';
 
@@ -15,12 +15,13 @@ const HELP = `usage: msdi degradation <blurry> -o MAP.png [options]
   --weights FILE     MSDI2E, msdi_net or msdi2_net weights; default: the bundled deblurring
                      ones (the representation that drives the deblurring), else the joint ones
   --overlay A        0..1: opacity of the map over the photo (default 1, the map alone)
+  --max-pixels N     refuse larger images (default ${DEFAULT_MAX_PIXELS})
   --force            replace an existing output`;
 
 export async function degradationCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
     out: { type: 'string', short: 'o' }, weights: { type: 'string' }, overlay: { type: 'string' },
-    force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    force: { type: 'boolean' }, 'max-pixels': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   }, 'degradation');
   if (values.help) return void console.log(HELP);
   if (positionals.length !== 1 || !values.out) throw new UsageError(HELP.split('\n')[0]);
@@ -34,13 +35,16 @@ export async function degradationCommand(argv: string[]): Promise<void> {
   const input = positionals[0];
   const out: string = values.out;
   checkInput(input);
-  checkOutput(out, [input], Boolean(values.force));
+  const force = Boolean(values.force);
+  checkOutput(out, [input], force);
+  const maxPixels = intOption(values['max-pixels'], '--max-pixels', DEFAULT_MAX_PIXELS, 1);
+  await probeImageFile(input, { maxPixels }); // non-images and decompression bombs stop here
   const model = loadModel(values.weights, { kind: 'representation' });
   try {
     representationModel(model); // weights without a representation stop here, before decoding
-    const img = await readImageRGB(input);
+    const img = (await readImageFile(input, { maxPixels })).rgb;
     const map = degradationMap(model, img, { overlay });
-    await writeImageRGB(out, map);
+    await writeImageFile(out, { rgb: map, alpha: null, bitDepth: 8, grey: false }, { force });
     console.log(`${out}: degradation map of ${input} (${img.width}x${img.height})`);
   } finally {
     model.dispose();

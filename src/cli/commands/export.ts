@@ -3,16 +3,18 @@
  * weights of a training run (no optimiser state), optionally as float16 for a small file.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { listCheckpoints, readCheckpointModel } from '../../train/checkpoint.js';
 import { detectArch, buildModel } from '../../models/registry.js';
 import { loadStateDict, saveWeights } from '../../nn/state-dict.js';
 import { parse, UsageError } from '../args.js';
 
-const HELP = 'usage: msdi export <run folder | checkpoint.safetensors> -o OUT.safetensors [--best] [--half]';
+const HELP = 'usage: msdi export <run folder | checkpoint.safetensors> -o OUT.safetensors [--best] [--half] [--force]';
 
 export function exportCommand(argv: string[]): void {
-  const { values, positionals } = parse(argv, { out: { type: 'string', short: 'o' }, best: { type: 'boolean' }, half: { type: 'boolean' }, help: { type: 'boolean' } }, 'export');
+  const { values, positionals } = parse(argv, {
+    out: { type: 'string', short: 'o' }, best: { type: 'boolean' }, half: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean' },
+  }, 'export');
   if (values.help) return void console.log(HELP);
   if (positionals.length !== 1 || !values.out) throw new UsageError(HELP);
   const src = positionals[0];
@@ -23,6 +25,9 @@ export function exportCommand(argv: string[]): void {
     file = values.best ? best : last?.file ?? '';
     if (!file || !existsSync(file)) throw new Error(`${src}: no ${values.best ? 'best.safetensors' : 'checkpoint'} in this run folder`);
   }
+  // A checkpoint replaced by its bare weights could not be resumed any more.
+  if (file && resolve(file) === resolve(values.out)) throw new Error(`${values.out}: would overwrite the checkpoint it exports`);
+  if (existsSync(values.out) && !values.force) throw new Error(`${values.out}: already exists (--force to overwrite)`);
   const { tensors, meta } = readCheckpointModel(file);
   const spec = detectArch(tensors, file);
   const net = buildModel(spec);

@@ -5,10 +5,11 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { formatFromPath, readImageRGB, writeImageRGB, type RGBImage } from '../../data/image-io.js';
+import { formatFromPath } from '../../data/image-io.js';
+import { DEFAULT_MAX_PIXELS, probeImageFile, readImageFile, writeImageFile } from '../../data/image-file.js';
 import { DEFAULT_WEIGHTS, loadModel, type LoadedModel } from '../../eval/model.js';
 import { reblur, reblurringModel } from '../../eval/reblur.js';
-import { ampOption, parse, UsageError } from '../args.js';
+import { ampOption, intOption, parse, UsageError } from '../args.js';
 
 const HELP = `usage: msdi reblur <sharp> --like <blurry> -o OUT.png [options]
 
@@ -17,7 +18,8 @@ const HELP = `usage: msdi reblur <sharp> --like <blurry> -o OUT.png [options]
   -o, --out FILE     output image (.png, .jpg, .webp)
   --weights FILE     joint MSDI2E weights; default: the bundled ones
   --amp off|bf16     bf16: convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; default off)
-  --force            replace an existing output`;
+  --max-pixels N     refuse larger images (default ${DEFAULT_MAX_PIXELS})
+  --force            replace an existing output (alpha and 16 bits of <sharp> are kept)`;
 
 /** Checks shared by the image commands, before any work: inputs exist, output allowed. */
 export function checkInput(path: string): void {
@@ -56,7 +58,8 @@ export function parseLevel(value: string | undefined): number {
 export async function reblurCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
     like: { type: 'string' }, level: { type: 'string' }, out: { type: 'string', short: 'o' },
-    weights: { type: 'string' }, force: { type: 'boolean' }, amp: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    weights: { type: 'string' }, force: { type: 'boolean' }, amp: { type: 'string' }, 'max-pixels': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   }, 'reblur');
   if (values.help) return void console.log(HELP);
   if (positionals.length !== 1 || !values.like || !values.out) throw new UsageError(HELP.split('\n')[0]);
@@ -67,15 +70,19 @@ export async function reblurCommand(argv: string[]): Promise<void> {
   const out: string = values.out;
   checkInput(sharpPath);
   checkInput(likePath);
-  checkOutput(out, [sharpPath, likePath], Boolean(values.force));
+  const force = Boolean(values.force);
+  checkOutput(out, [sharpPath, likePath], force);
+  const maxPixels = intOption(values['max-pixels'], '--max-pixels', DEFAULT_MAX_PIXELS, 1);
+  // Headers first: non-images and decompression bombs stop here, before the model loads.
+  for (const p of [sharpPath, likePath]) await probeImageFile(p, { maxPixels });
   const model = loadJoint(values.weights);
   try {
     reblurringModel(model); // a deblur-only model stops here, before decoding anything
-    const [sharp, like]: RGBImage[] = await Promise.all([readImageRGB(sharpPath), readImageRGB(likePath)]);
+    const [sharp, like] = await Promise.all([readImageFile(sharpPath, { maxPixels }), readImageFile(likePath, { maxPixels })]);
     const t0 = Date.now();
-    const result = reblur(model, sharp, like, { level, amp });
-    await writeImageRGB(out, result);
-    console.log(`${out}: ${sharp.width}x${sharp.height} reblurred like ${likePath} at level ${level} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    const rgb = reblur(model, sharp.rgb, like.rgb, { level, amp });
+    await writeImageFile(out, { ...sharp, rgb }, { force });
+    console.log(`${out}: ${rgb.width}x${rgb.height} reblurred like ${likePath} at level ${level} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   } finally {
     model.dispose();
   }
