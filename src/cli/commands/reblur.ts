@@ -2,6 +2,7 @@
  * msdi reblur <sharp> --like <blurry> [--level L] -o out.png [--weights W] [--force]:
  * blur transfer. The blur of <blurry>, as the joint model's degradation representation
  * describes it, is applied to <sharp>; --level scales it (0 none, 1 as <blurry>, 2 double).
+ * The output keeps <sharp>'s alpha and bit depth.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -19,7 +20,7 @@ const HELP = `usage: msdi reblur <sharp> --like <blurry> -o OUT.png [options]
   --weights FILE     joint MSDI2E weights; default: the bundled ones
   --amp off|bf16     bf16: convolutions in bfloat16 (faster on CPUs with AVX-512 BF16; default off)
   --max-pixels N     refuse larger images (default ${DEFAULT_MAX_PIXELS})
-  --force            replace an existing output (alpha and 16 bits of <sharp> are kept)`;
+  --force            replace an existing output`;
 
 /** Checks shared by the image commands, before any work: inputs exist, output allowed. */
 export function checkInput(path: string): void {

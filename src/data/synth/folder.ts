@@ -1,7 +1,7 @@
 /** Whole folders of pairs in the GoPro layout, from a folder of photos. */
 import { mkdir, readdir, stat } from 'node:fs/promises';
-import { writeFileAtomic } from '../atomic-write.js';
 import { extname, join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
 import { readImageRGB, writeImageRGB, type RGBImage } from '../image-io.js';
 import { deriveSeed, Rng } from '../rng.js';
 import type { SynthInfo, SynthOptions } from './options.js';
