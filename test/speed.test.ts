@@ -8,12 +8,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Fixture } from './helpers/fixtures.js';
+import { mulberry32 } from './helpers/random.js';
 import { Tensor, F, tidy, inferenceMode, manualSeed } from '../src/engine/index.js';
 import { MsdiNet } from '../src/models/msdi-net.js';
 import { loadStateDict } from '../src/nn/state-dict.js';
 import { prepareForInference } from '../src/nn/layers.js';
 
 const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().item());
+
+/** Three training batches of two random 32 x 32 pairs. */
+function randomBatches(seed: number) {
+  const r = mulberry32(seed);
+  const image = () => Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => r());
+  return [0, 1, 2].map(() => ({ blurry: image(), sharp: image(), n: 2, size: 32, names: ['a', 'b'] }));
+}
 
 test('convTranspose2x2 equals convTranspose2d (k 2, s 2) in NCHW and NHWC, gradients too', () => {
   manualSeed(3);
@@ -83,10 +91,7 @@ test('stage-2 training with NHWC parameters takes the steps of the NCHW path (lo
   const init = new Map([...donor.stateDict()].filter(([k]) => /^(net_prior|prior_upsampling)\./.test(k)).map(([k, t]) => [k, tensorToRaw(t)]));
   donor.dispose();
   const cfg = { ...PRESETS['test-stage2'], wf: 4, batch: 2, crop: 32 };
-  const n = 2 * 3 * 32 * 32;
-  let s = 7;
-  const rnd = () => Float32Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const batches = [0, 1, 2].map(() => ({ blurry: rnd(), sharp: rnd(), n: 2, size: 32, names: ['a', 'b'] }));
+  const batches = randomBatches(7);
   const probe = Tensor.rand([1, 3, 32, 32]);
   const run = (channelsLast: boolean) => {
     const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random' }, { channelsLast });
@@ -116,10 +121,7 @@ test('stage-1 training with NHWC parameters (joint model and discriminator) take
   const { Stage1Task } = await import('../src/train/tasks.js');
   const { PRESETS } = await import('../src/train/config.js');
   const cfg = { ...PRESETS['test-stage1'], wf: 4, batch: 2, crop: 32 };
-  const n = 2 * 3 * 32 * 32;
-  let s = 11;
-  const rnd = () => Float32Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const batches = [0, 1, 2].map(() => ({ blurry: rnd(), sharp: rnd(), n: 2, size: 32, names: ['a', 'b'] }));
+  const batches = randomBatches(11);
   const probe = Tensor.rand([1, 3, 32, 32]);
   const run = (channelsLast: boolean) => {
     const task = new Stage1Task(cfg, 'none', undefined, { channelsLast });
