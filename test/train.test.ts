@@ -191,6 +191,18 @@ for (const [what, c, ablation] of [
   });
 }
 
+test('a resumed run logs the same records as an uninterrupted one when checkpoints fall inside a log window', async () => {
+  const c = cfg({ iters: 8, ckptEvery: 3, logEvery: 4 });
+  const whole = join(root, 'window-whole');
+  const parts = join(root, 'window-parts');
+  await train({ config: c, ablation: 'no-degradation', data, out: whole, quiet: true });
+  await train({ config: c, ablation: 'no-degradation', data, out: parts, stopAfter: 3, quiet: true });
+  await train({ config: c, ablation: 'no-degradation', data, out: parts, resume: true, quiet: true });
+  const records = (dir: string) => new RunLog(join(dir, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => [r.step, r.l_psnr]);
+  assert.deepEqual(records(parts), records(whole));
+  assert.deepEqual(records(whole).map(([s]) => s), [4, 8]);
+});
+
 test('a non-finite loss stops the step before any parameter changes', () => {
   const task = new Stage2Task(cfg(), 'no-degradation');
   try {

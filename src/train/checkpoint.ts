@@ -20,6 +20,12 @@ export interface CheckpointMeta {
   config: TrainConfig;
   bestPsnr: number | null;
   bestStep: number | null;
+  /**
+   * The log window open at the checkpoint (steps since the last log record: their summed
+   * losses, their count, seconds and seconds waiting for batches), so that a resumed run's log
+   * records average the same steps as an uninterrupted run's. Absent in older checkpoints.
+   */
+  logWindow?: { sums: Record<string, number>; count: number; secs: number; waitSecs: number };
 }
 
 export interface Trainable {

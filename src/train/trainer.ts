@@ -123,6 +123,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let step = 0;
   let bestPsnr: number | null = null;
   let bestStep: number | null = null;
+  let resumedWindow: CheckpointMeta['logWindow'];
   let loader: PairedLoader | null = null;
   let valPairs: ValPair[] = [];
   try {
@@ -134,6 +135,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       step = meta.step;
       bestPsnr = meta.bestPsnr;
       bestStep = meta.bestStep;
+      resumedWindow = meta.logWindow;
       log.truncateAfter(step);
       log.write({ kind: 'event', step, event: 'resume', from: last.file });
     } else {
@@ -159,7 +161,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     task.dispose();
     throw e;
   }
-  const meta = (): CheckpointMeta => ({ step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep });
+  const meta = (): CheckpointMeta => ({
+    step, stage: cfg.stage, ablation: o.ablation, config: cfg, bestPsnr, bestStep,
+    logWindow: { sums: sinceLog, count: logCount, secs: (Date.now() - t0) / 1000, waitSecs },
+  });
   const checkpoint = () => {
     saveCheckpoint(checkpointPath(o.out, step), task, meta());
     pruneCheckpoints(o.out, cfg.keepLast);
@@ -178,12 +183,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastLosses: Record<string, number> = {};
   let lastVal: ValResult | null = null;
   const tMax = cfg.tMax ?? cfg.iters;
-  let sinceLog: Record<string, number> = {};
-  let logCount = 0;
-  let t0 = Date.now();
+  // The steps since the last log record (continued from the checkpoint when resuming).
+  let sinceLog: Record<string, number> = { ...resumedWindow?.sums };
+  let logCount = resumedWindow?.count ?? 0;
+  let t0 = Date.now() - (resumedWindow?.secs ?? 0) * 1000;
   // Seconds spent waiting for batches since the last log line: near 0 when the loader keeps
   // up, close to s_per_it when it is the bottleneck (a GPU fed by too few worker threads).
-  let waitSecs = 0;
+  let waitSecs = resumedWindow?.waitSecs ?? 0;
   let stopAgreed = false;
   try {
     while (step < endStep && !(group ? stopAgreed : stopRequested)) {
@@ -218,7 +224,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       for (const [k, v] of Object.entries(lastLosses)) sinceLog[k] = (sinceLog[k] ?? 0) + v;
       logCount++;
-      if (step % cfg.logEvery === 0 || step === endStep) {
+      // a stopped run keeps its open window in the checkpoint instead (logWindow)
+      if (step % cfg.logEvery === 0 || step === cfg.iters) {
         const mean = Object.fromEntries(Object.entries(sinceLog).map(([k, v]) => [k, v / logCount]));
         const secs = (Date.now() - t0) / 1000;
         if (lead) log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount, s_wait_per_it: waitSecs / logCount });
