@@ -4,7 +4,7 @@
  * or killed write never leaves a partial file under the final name.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { link, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -51,4 +51,14 @@ export async function writeFileAtomic(path: string, data: Uint8Array, o: { force
     await rm(tmp, { force: true });
     untrack(tmp);
   }
+}
+
+/**
+ * Synchronously replaces a small file that a program rewrites in place (a run's log, config or
+ * plot): the text goes to PATH.tmp, renamed over `path`, so a kill never leaves it half-written.
+ * A PATH.tmp left by a kill is overwritten by the next call.
+ */
+export function replaceFileSync(path: string, text: string): void {
+  writeFileSync(path + '.tmp', text);
+  renameSync(path + '.tmp', path);
 }

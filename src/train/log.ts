@@ -1,5 +1,6 @@
 /** Training logs: JSON lines (one record per event) and an SVG plot of the curves beside them. */
-import { appendFileSync, readFileSync, existsSync, writeFileSync, renameSync } from 'node:fs';
+import { appendFileSync, readFileSync, existsSync } from 'node:fs';
+import { replaceFileSync } from '../data/atomic-write.js';
 
 export type LogRecord = { kind: 'train' | 'val' | 'event'; step: number; time: string; [k: string]: unknown };
 
@@ -21,8 +22,7 @@ export class RunLog {
   /** Drops records past `step` (after resuming from an earlier checkpoint), keeping the curve continuous. */
   truncateAfter(step: number): void {
     const kept = this.read().filter((r) => r.step <= step);
-    writeFileSync(this.file + '.tmp', kept.map((r) => JSON.stringify(r) + '\n').join(''));
-    renameSync(this.file + '.tmp', this.file);
+    replaceFileSync(this.file, kept.map((r) => JSON.stringify(r) + '\n').join(''));
   }
 }
 

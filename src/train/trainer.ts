@@ -11,9 +11,10 @@
  * agree after each step whether to stop (a signal on any of them). Only rank 0 writes the log,
  * validates, shows progress and writes checkpoints and weights.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PairedLoader, loadPairs } from '../data/paired.js';
+import { replaceFileSync } from '../data/atomic-write.js';
 import { makeIdentityPairs } from '../data/identity-pairs.js';
 import { cosineLr } from './schedule.js';
 import { RunLog, plotSvg } from './log.js';
@@ -62,15 +63,10 @@ export interface TrainResult {
   interrupted: NodeJS.Signals | null;
 }
 
-/** Writes text to a temporary file, then renames it into place: never a half-written file. */
-function writeTextAtomic(file: string, text: string): void {
-  writeFileSync(file + '.tmp', text);
-  renameSync(file + '.tmp', file);
-}
-
 /**
  * Removes what a killed run left half-written in its folder: the temporary files of checkpoint
- * and weights writes (.NAME.PID.HEX.tmp, as large as a checkpoint each) and of the text files.
+ * and weights writes (.NAME.PID.HEX.tmp, as large as a checkpoint each) and of the text files
+ * (replaceFileSync's NAME.tmp).
  */
 function removeStaleTemporaries(dir: string): void {
   let names: string[];
@@ -80,7 +76,7 @@ function removeStaleTemporaries(dir: string): void {
     return;
   }
   for (const n of names) {
-    if (/^\..+\.safetensors\.\d+\.[0-9a-f]+\.tmp$/.test(n) || /^(config\.json|curves\.svg)\.tmp$/.test(n)) rmSync(join(dir, n), { force: true });
+    if (/^\..+\.safetensors\.\d+\.[0-9a-f]+\.tmp$/.test(n) || /^(config\.json|curves\.svg|log\.jsonl)\.tmp$/.test(n)) rmSync(join(dir, n), { force: true });
   }
 }
 
@@ -140,7 +136,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       log.write({ kind: 'event', step, event: 'resume', from: last.file });
     } else {
       if (o.resume && !o.quiet) console.error(`${o.out}: no checkpoint to resume from; starting the run from step 0`);
-      writeTextAtomic(join(o.out, 'config.json'), JSON.stringify({ ...cfg, ablation: o.ablation, init: o.init ?? null }, null, 2));
+      replaceFileSync(join(o.out, 'config.json'), JSON.stringify({ ...cfg, ablation: o.ablation, init: o.init ?? null }, null, 2));
       log.truncateAfter(-1); // a fresh run (perhaps after one killed before its first checkpoint) starts a fresh log
       log.write({ kind: 'event', step: 0, event: 'start', stage: cfg.stage, ablation: o.ablation });
     }
@@ -169,7 +165,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     saveCheckpoint(checkpointPath(o.out, step), task, meta());
     pruneCheckpoints(o.out, cfg.keepLast);
   };
-  const writePlot = () => writeTextAtomic(join(o.out, 'curves.svg'), plotSvg(log.read(), task.lossKey));
+  const writePlot = () => replaceFileSync(join(o.out, 'curves.svg'), plotSvg(log.read(), task.lossKey));
 
   let stopRequested: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
