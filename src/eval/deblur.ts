@@ -56,12 +56,15 @@ export function selfEnsemble(fn: (x: Tensor) => Tensor): (x: Tensor) => Tensor {
   });
 }
 
+/** The feather grid's overlap unless one is given: 32 px, a quarter of tiles under 128 (it must stay below the tile). */
+export const defaultOverlap = (tile: number): number => Math.min(32, tile / 4);
+
 /** The tile plan deblurImage would use for an image of this size. */
 export function planFor(height: number, width: number, o: Pick<DeblurOptions, 'grid' | 'tile' | 'overlap'> = {}): TilePlan {
   const grid = o.grid ?? 'feather';
   const tile = o.tile ?? 256;
   if (grid === 'official') return officialGrid(height, width, tile);
-  if (grid === 'feather') return featherGrid(height, width, tile, o.overlap ?? Math.min(32, tile / 4));
+  if (grid === 'feather') return featherGrid(height, width, tile, o.overlap ?? defaultOverlap(tile));
   throw new Error(`grid must be 'feather' or 'official', got ${JSON.stringify(grid)}`);
 }
 

@@ -25,6 +25,7 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_MAX_PIXELS, encodeImageFile, readImageBuffer, type ImageFile } from '../data/image-file.js';
 import { DEFAULT_WEIGHTS } from '../eval/model.js';
+import { defaultOverlap } from '../eval/deblur.js';
 import { HttpError, Router, sendError, sendJson } from './http.js';
 import { Job, JobQueue } from './jobs.js';
 import { ModelThread } from './models.js';
@@ -106,7 +107,7 @@ export async function startServer(o: ServerOptions = {}): Promise<MsdiServer> {
   const weights = { deblur: o.weights ?? DEFAULT_WEIGHTS.deblur, joint: o.jointWeights ?? DEFAULT_WEIGHTS.joint };
   const limits: UploadLimits = { maxBytes: o.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS };
   const tile = o.tile ?? 256;
-  const overlap = o.overlap ?? Math.min(32, tile / 4);
+  const overlap = o.overlap ?? defaultOverlap(tile);
   const webDir = o.webDir ?? WEB_DIR;
   const thread = new ModelThread();
   const results = new ResultStore(o.resultTtlMs ?? 15 * 60_000, o.maxResultBytes ?? 512 * 2 ** 20);

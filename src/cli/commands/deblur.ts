@@ -10,7 +10,7 @@ import {
   DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, outputFormatFromPath, probeImageFile, readImageFile, writeImageFile,
   type ImageHeader, type OutputFormat,
 } from '../../data/image-file.js';
-import { deblurImage, planFor } from '../../eval/deblur.js';
+import { defaultOverlap, deblurImage, planFor } from '../../eval/deblur.js';
 import { DEFAULT_WEIGHTS, loadModel } from '../../eval/model.js';
 import { tileCount } from '../../eval/tiles.js';
 import { ampOption, intOption, parse, UsageError } from '../args.js';
@@ -88,8 +88,7 @@ export async function deblurCommand(argv: string[]): Promise<void> {
   if (grid !== 'feather' && grid !== 'official') throw new UsageError(`--grid: expected feather or official, got ${JSON.stringify(grid)}`);
   const tile = intOption(values.tile, '--tile', 256, 16);
   if (tile % 16 !== 0) throw new UsageError(`--tile: expected a multiple of 16 (the network halves the size 4 times), got ${tile}`);
-  // 32 at the default tile, a quarter of smaller ones (the feathered grid needs overlap < tile)
-  const overlap = intOption(values.overlap, '--overlap', Math.min(32, tile / 4), 0);
+  const overlap = intOption(values.overlap, '--overlap', defaultOverlap(tile), 0);
   if (grid === 'feather' && overlap >= tile) throw new UsageError(`--overlap: expected less than the tile size ${tile}, got ${overlap}`);
   const batch = values.batch === undefined ? undefined : intOption(values.batch, '--batch', 1, 1);
   const quality = intOption(values.quality, '--quality', 95, 1);
