@@ -314,7 +314,7 @@ test('config files: unknown or bad fields are refused by name; weights merge int
   assert.throws(() => load({ preset: 'cpu-stage2', keep_last: 3 }), /cfg\.json: unknown config field "keep_last"/);
   for (const [k, v, what] of [['keepLast', 0, 'a positive integer'], ['ckptEvery', 0, 'a positive integer'], ['valEvery', 2.5, 'a positive integer'],
     ['tMax', 0, 'a positive integer'], ['lr', -1, 'a positive number'], ['clip', Number.NaN, 'a non-negative number']] as const) {
-    assert.throws(() => loadConfig('cpu-stage2', { [k]: v }), new RegExp(`expected ${what}.* for ${k}, got`), `${k} ${v}`);
+    assert.throws(() => loadConfig('cpu-stage2', { [k]: v }), new RegExp(`expected ${what}.* for ${k}, got ${v}$`), `${k} ${v}`);
   }
   assert.throws(() => load({ preset: 'cpu-stage1', perceptual: 'vgg' }), /expected "none" or "l1".* for perceptual, got "vgg"/);
   assert.throws(() => load({ preset: 'cpu-stage1', weights: { gan: 'x' } }), /for weights/);

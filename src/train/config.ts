@@ -192,7 +192,9 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
 
 function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
   const cfg = { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as TrainConfig;
-  const bad = (k: string, what: string) => new Error(`config: expected ${what} for ${k}, got ${JSON.stringify(cfg[k as keyof TrainConfig])}`);
+  // numbers as they are (JSON would print NaN as null), anything else as JSON
+  const shown = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+  const bad = (k: string, what: string) => new Error(`config: expected ${what} for ${k}, got ${shown(cfg[k as keyof TrainConfig])}`);
   for (const k of ['wf', 'ndfD', 'crop', 'batch', 'iters', 'spadeHidden', 'logEvery', 'valEvery', 'ckptEvery', 'keepLast', 'valCount', 'valSide'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw bad(k, 'a positive integer');
   }
@@ -208,19 +210,15 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   }
   if (cfg.perceptual !== 'none' && cfg.perceptual !== 'l1') throw bad('perceptual', '"none" or "l1" (the official VGG19 needs ImageNet weights msdi cannot download)');
   if (typeof cfg.zeroModulation !== 'boolean') throw bad('zeroModulation', 'true or false');
-  if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw new Error(`config: expected a fraction in [0, 1] for identity, got ${cfg.identity}`);
-  if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw new Error(`config: expected "both" or "reblur" for encoderFrom, got ${JSON.stringify(cfg.encoderFrom)}`);
-  if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw new Error(`config: expected "off" or "bf16" for amp, got ${JSON.stringify(cfg.amp)}`);
-  if (cfg.cacheGB !== 'auto' && !(typeof cfg.cacheGB === 'number' && cfg.cacheGB >= 0)) {
-    throw new Error(`config: expected "auto" or a number of GB >= 0 for cacheGB, got ${JSON.stringify(cfg.cacheGB)}`);
-  }
-  if (cfg.crop % 16 !== 0) throw new Error(`config: expected a multiple of 16 for crop, got ${cfg.crop}`);
-  if (!Array.isArray(cfg.levels) || !cfg.levels.every(isLevel)) {
-    throw new Error(`config: expected a list of numbers in (0, 4] for levels, got ${JSON.stringify(cfg.levels)}`);
-  }
-  if (!(cfg.levelWeight >= 0)) throw new Error(`config: expected a non-negative number for levelWeight, got ${cfg.levelWeight}`);
+  if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw bad('identity', 'a fraction in [0, 1]');
+  if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw bad('encoderFrom', '"both" or "reblur"');
+  if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw bad('amp', '"off" or "bf16"');
+  if (cfg.cacheGB !== 'auto' && !(typeof cfg.cacheGB === 'number' && cfg.cacheGB >= 0)) throw bad('cacheGB', '"auto" or a number of GB >= 0');
+  if (cfg.crop % 16 !== 0) throw bad('crop', 'a multiple of 16');
+  if (!Array.isArray(cfg.levels) || !cfg.levels.every(isLevel)) throw bad('levels', 'a list of numbers in (0, 4]');
+  if (!(cfg.levelWeight >= 0)) throw bad('levelWeight', 'a non-negative number');
   if (cfg.levelWeight > 0 && !cfg.levels.length) throw new Error('config: levelWeight needs levels (the level-L/ folders to read)');
-  if (!(cfg.levelGradWeight >= 0)) throw new Error(`config: expected a non-negative number for levelGradWeight, got ${cfg.levelGradWeight}`);
+  if (!(cfg.levelGradWeight >= 0)) throw bad('levelGradWeight', 'a non-negative number');
   if (cfg.levelGradWeight > 0 && !(cfg.levelWeight > 0)) throw new Error('config: levelGradWeight needs levelWeight (it scores the same level outputs)');
   return cfg;
 }
