@@ -11,7 +11,7 @@ import { Tensor, tidy, noGrad, liveTensors } from '../src/engine/index.js';
 import { MsdiNet } from '../src/models/msdi-net.js';
 import { MSDI2E } from '../src/models/msdi2e.js';
 import { MultiscaleDiscriminator } from '../src/models/discriminator.js';
-import { zeroModulation } from '../src/models/spade.js';
+import { scaleLatentInputs, zeroModulation } from '../src/models/spade.js';
 import { loadStateDict } from '../src/nn/state-dict.js';
 import { psnrLoss, l1Loss } from '../src/losses/index.js';
 import type { Module } from '../src/nn/module.js';
@@ -136,6 +136,26 @@ test('zeroModulation: every SPADE starts as the identity, so the representation 
   }));
   trunk.dispose();
   joint.dispose();
+});
+
+test('latentScale k computes what the network with its latent-reading weights scaled by k computes', () => {
+  const fx = new Fixture('msdi_net_w4.eval.safetensors');
+  const scaled = loaded(new MsdiNet({ wf: 4, version: 1 }), 'msdi_net_w4.weights.safetensors').eval();
+  const folded = loaded(new MsdiNet({ wf: 4, version: 1 }), 'msdi_net_w4.weights.safetensors').eval();
+  noGrad(() => tidy(() => {
+    const x = fx.tensor('input');
+    const plain = scaled.forward(x).out2;
+    scaled.setLatentScale(3);
+    const a = scaled.forward(x).out2;
+    assert.ok(a.sub(plain).abs().max().item() > 1e-3, 'the scale changes the output');
+    // only the latent half of each modulation's first convolution changes: 4 tensors
+    assert.equal(scaleLatentInputs(folded, 3), 4);
+    assert.ok(folded.forward(x).out2.sub(a).abs().max().item() < 1e-5);
+    scaleLatentInputs(folded, 1 / 3);
+    assert.ok(folded.forward(x).out2.sub(plain).abs().max().item() < 1e-5);
+  }));
+  scaled.dispose();
+  folded.dispose();
 });
 
 test('MSDI2E eval: representation, reblurred and deblurred images match', () => {

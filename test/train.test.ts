@@ -248,6 +248,49 @@ test('a run that cannot start frees its networks and loader; --resume clears wha
   assert.equal(listCheckpoints(out).pop()!.step, 4);
 });
 
+test('latentScale: checkpoints keep the trained weights; exports, final weights and --init use the official network\'s', async () => {
+  const { exportCommand } = await import('../src/cli/commands/export.js');
+  const s1 = listCheckpoints(join(root, 's1')).pop()!.file; // stage 1, from the test above
+  const out = join(root, 'latent-scale');
+  await train({ config: cfg({ iters: 2, ckptEvery: 2, latentScale: 4 }), ablation: 'none', data, out, init: s1, quiet: true });
+  const ckpt = readSafetensors(listCheckpoints(out).pop()!.file).tensors;
+  const exported = join(root, 'latent-scale.safetensors');
+  const log = console.log;
+  console.log = () => {};
+  try {
+    exportCommand([out, '-o', exported]);
+  } finally {
+    console.log = log;
+  }
+  const ex = readSafetensors(exported).tensors;
+  const fin = readSafetensors(join(out, 'final.safetensors')).tensors;
+  const floats = (t: { data: Uint8Array }) => new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
+  let folded = 0;
+  for (const [k, t] of ex) {
+    assert.deepEqual(Buffer.from(fin.get(k)!.data), Buffer.from(t.data), `final.safetensors ${k}`);
+    const trained = floats(ckpt.get(`g.${k}`)!);
+    const got = floats(t);
+    if (!/^ad1_list\.\d\.norm_0\.mlp_shared\.0\.weight$/.test(k)) {
+      assert.deepEqual(got, trained, k);
+      continue;
+    }
+    // [out, features + latent, 1, 1]: the latent columns (the last `out`) are 4x the trained ones
+    const [o, i] = t.shape as [number, number];
+    for (let r = 0; r < o; r++) {
+      for (let c = 0; c < i; c++) assert.equal(got[r * i + c], trained[r * i + c]! * (c >= i - o ? 4 : 1), `${k} [${r}, ${c}]`);
+    }
+    folded++;
+  }
+  assert.equal(folded, 4);
+  // Fine-tuning those weights under latentScale 4 starts from the same function: at lr 0 it ends where it began.
+  const ft = join(root, 'latent-scale-ft');
+  await train({ config: cfg({ iters: 1, lr: 0, latentScale: 4 }), ablation: 'none', data, out: ft, init: exported, quiet: true });
+  const again = readSafetensors(join(ft, 'final.safetensors')).tensors;
+  for (const [k, t] of ex) if (!/(weight_[uv]|running_\w+)$/.test(k)) assert.deepEqual(Buffer.from(again.get(k)!.data), Buffer.from(t.data), k);
+  assert.throws(() => loadConfig('test-stage1', { latentScale: 2 }), /latentScale is for stage 2/);
+  assert.throws(() => loadConfig('test-stage2', { latentScale: 0 }), /expected a positive number for latentScale, got 0/);
+});
+
 test('msdi export: the network of a run as weights; it refuses to replace a file without --force, or its own checkpoint', async () => {
   const { exportCommand } = await import('../src/cli/commands/export.js');
   const out = join(root, 'export-run');

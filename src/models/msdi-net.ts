@@ -99,6 +99,11 @@ export class MsdiNet extends Module {
     this.last = this.child('last', new Conv2d(prev, 3, 3, { padding: 1 }));
   }
 
+  /** Multiplies the latent maps by k inside every modulation (TrainConfig.latentScale). */
+  setLatentScale(k: number): void {
+    for (const block of this.ad1_list?.items ?? []) block.norm_0.latentScale = k;
+  }
+
   /** The degradation representation of `x`: z and the four latent maps. */
   represent(x: Tensor): { priorZ: Tensor; latents: Tensor[] } {
     if (!this.net_prior || !this.prior_upsampling) throw new Error('MsdiNet: built without the degradation representation');

@@ -6,7 +6,7 @@
  * - SPADE / SPADEResnetBlock (architecture2.py, the joint model's generators): param-free
  *   BatchNorm, then gamma / beta from the latent alone.
  */
-import { Tensor, cat, tidy, F } from '../engine/index.js';
+import { Tensor, cat, tidy, noGrad, F } from '../engine/index.js';
 import { Module, Sequential } from '../nn/module.js';
 import { BatchNorm2d, Conv2d, LeakyReLU, ReLU } from '../nn/layers.js';
 
@@ -23,6 +23,8 @@ export class SPADE1 extends Module {
   readonly mlp_shared: Sequential;
   readonly mlp_gamma: Conv2d;
   readonly mlp_beta: Conv2d;
+  /** The latent map is multiplied by this first (training only; see scaleLatentInputs). */
+  latentScale = 1;
   constructor(normNc: number, labelNc: number, nhidden = SPADE_HIDDEN) {
     super();
     // Present in the official weights, never applied by SPADE1.forward.
@@ -40,7 +42,8 @@ export class SPADE1 extends Module {
   }
   forward(x: Tensor, seg: Tensor): Tensor {
     return tidy(() => {
-      const actv = this.mlp_shared.forward(cat([x, resizeTo(seg, x)], 1));
+      const latent = resizeTo(seg, x);
+      const actv = this.mlp_shared.forward(cat([x, this.latentScale === 1 ? latent : latent.mul(this.latentScale)], 1));
       return x.mul(this.mlp_gamma.forward(actv).add(1)).add(this.mlp_beta.forward(actv));
     });
   }
@@ -82,6 +85,7 @@ class ResBlockBase extends Module {
 }
 
 export class SPADEResnetBlock1 extends ResBlockBase {
+  declare readonly norm_0: SPADE1;
   constructor(channels: number, labelNc: number, nhidden = SPADE_HIDDEN) {
     super(channels, new SPADE1(channels, labelNc, nhidden));
   }
@@ -112,5 +116,36 @@ export function zeroModulation(net: Module): number {
       n++;
     }
   });
+  return n;
+}
+
+/**
+ * The state-dict key of a trunk modulation's first convolution (SPADE1's mlp_shared.0 in
+ * msdi_net / msdi2_net), which reads cat([skip features, latent map]): its last `labelNc`
+ * input channels (labelNc = its output channels) are the latent map's.
+ */
+export const LATENT_INPUT_CONV = /^ad1_list\.\d+\.norm_0\.mlp_shared\.0\.weight$/;
+
+/** `w` (a LATENT_INPUT_CONV weight) with the columns that read the latent map multiplied by k. */
+export function scaleLatentColumns(w: Tensor, k: number): Tensor {
+  const [labelNc, cin] = w.shape as [number, number];
+  return tidy(() => cat([w.slice(1, 0, cin - labelNc), w.slice(1, cin - labelNc).mul(k)], 1));
+}
+
+/**
+ * Multiplies, in place, the weights that read the latent maps in every modulation of a trunk
+ * (msdi_net / msdi2_net) by k: a network trained with SPADE1.latentScale = k computes the same
+ * function as its weights scaled by k with latentScale 1 (how exports store it), and 1/k turns
+ * such weights back into that network's. Returns the number of tensors changed.
+ */
+export function scaleLatentInputs(net: Module, k: number): number {
+  let n = 0;
+  noGrad(() => tidy(() => {
+    for (const [name, p] of net.namedParameters()) {
+      if (!LATENT_INPUT_CONV.test(name)) continue;
+      p.copy_(scaleLatentColumns(p, k));
+      n++;
+    }
+  }));
   return n;
 }

@@ -10,6 +10,7 @@ import { readSafetensors, readWeightsFile, writeSafetensors, type RawTensor } fr
 import { rawToTensor, tensorToRaw } from '../engine/raw.js';
 import { tidy, type Adam, type AdamParamState } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
+import { LATENT_INPUT_CONV, scaleLatentColumns } from '../models/spade.js';
 import { loadStateDict } from '../nn/state-dict.js';
 import type { TrainConfig, Ablation } from './config.js';
 
@@ -100,12 +101,21 @@ export function loadCheckpoint(file: string, t: Trainable): CheckpointMeta {
   return meta;
 }
 
-/** Reads only the generator's state dict (g.*) of a checkpoint, e.g. to initialise stage 2. */
+/**
+ * Reads only the generator's state dict (g.*) of a checkpoint, e.g. to initialise stage 2 or to
+ * export it: as weights that compute the trained function in the official network, i.e. with a
+ * stage-2 run's latentScale folded in (the checkpoint itself keeps the trained parameters).
+ */
 export function readCheckpointModel(file: string): { tensors: Map<string, RawTensor>; meta: CheckpointMeta } {
   const { tensors, metadata } = readSafetensors(file);
   if (!metadata.msdi) throw new Error(`${file}: not an msdi training checkpoint (no "msdi" metadata)`);
-  const g = new Map([...tensors].filter(([k]) => k.startsWith('g.')).map(([k, v]) => [k.slice(2), v]));
-  return { tensors: g, meta: JSON.parse(metadata.msdi) };
+  const meta = JSON.parse(metadata.msdi) as CheckpointMeta;
+  const k = meta.stage === 'stage2' ? meta.config?.latentScale ?? 1 : 1;
+  const g = new Map([...tensors].filter(([key]) => key.startsWith('g.')).map(([key, v]) => {
+    const name = key.slice(2);
+    return [name, k !== 1 && LATENT_INPUT_CONV.test(name) ? tidy(() => tensorToRaw(scaleLatentColumns(rawToTensor(v), k), v.dtype)) : v];
+  }));
+  return { tensors: g, meta };
 }
 
 /** The network of a checkpoint (its g.*), or the tensors of a plain weights file: what --init reads. */

@@ -75,6 +75,15 @@ export interface TrainConfig {
    */
   zeroModulation: boolean;
   /**
+   * Stage 2, not in the paper: the latent maps are multiplied by this inside every modulation
+   * while training (a reparametrisation: exported weights fold it into the modulations' first
+   * convolution, so they are the official architecture). Adam moves every weight by about the
+   * same amount a step, so a factor k makes the weights that read the latent maps change the
+   * output k times as fast, where the bundled network left them at their initial size. 1 (the
+   * official network): off.
+   */
+  latentScale: number;
+  /**
    * Stage 1, not in the paper: blur levels to learn from the data's level-L/ folders (msdi synth
    * --levels). The reblurring generator, given the latent maps interpolated to a sample's level
    * between the sharp image's and the blurry image's (as `msdi reblur --level` does), must give
@@ -108,7 +117,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, latentScale: 1, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, cacheGB: 'auto' as const, seed: 0,
   spadeHidden: SPADE_HIDDEN, amp: 'off' as const,
 };
@@ -210,6 +219,8 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   }
   if (cfg.perceptual !== 'none' && cfg.perceptual !== 'l1') throw bad('perceptual', '"none" or "l1" (the official VGG19 needs ImageNet weights msdi cannot download)');
   if (typeof cfg.zeroModulation !== 'boolean') throw bad('zeroModulation', 'true or false');
+  if (!(Number.isFinite(cfg.latentScale) && cfg.latentScale > 0)) throw bad('latentScale', 'a positive number');
+  if (cfg.stage === 'stage1' && cfg.latentScale !== 1) throw new Error('config: latentScale is for stage 2 (the deblurring network\'s modulations)');
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw bad('identity', 'a fraction in [0, 1]');
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw bad('encoderFrom', '"both" or "reblur"');
   if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw bad('amp', '"off" or "bf16"');

@@ -17,7 +17,7 @@ import type { Module } from '../nn/module.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
 import { MultiscaleDiscriminator } from '../models/discriminator.js';
-import { zeroModulation } from '../models/spade.js';
+import { scaleLatentInputs, zeroModulation } from '../models/spade.js';
 import { l1Loss, gradientL1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
 import { detectArch, isRepresentationKey } from '../models/registry.js';
@@ -287,6 +287,7 @@ export class Stage2Task implements Task {
     const degradation = ablation !== 'no-degradation';
     this.g = new MsdiNet({ wf: cfg.wf, version: 2, degradation, spadeHidden: cfg.spadeHidden }).train();
     if (cfg.zeroModulation) zeroModulation(this.g);
+    this.g.setLatentScale(cfg.latentScale);
     if (o.channelsLast) setChannelsLast(this.g);
     try {
       if (typeof init === 'object') this.#initialise(init, degradation);
@@ -311,6 +312,8 @@ export class Stage2Task implements Task {
     } else if (arch === 'msdi2_net' || arch === 'msdi_net') {
       // Fine-tuning: every weight, strictly (the same width, SPADE width and representation).
       loadStateDict(this.g, init.tensors, { source: init.source });
+      // weights as exported compute with latentScale 1: the same function under this run's scale
+      if (this.cfg.latentScale !== 1) scaleLatentInputs(this.g, 1 / this.cfg.latentScale);
     } else {
       throw new Error(`${init.source}: stage 2 starts from stage-1 (MSDI2E) or stage-2 (msdi2_net) weights, not ${arch}`);
     }
