@@ -5,8 +5,9 @@
  */
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 
-import { Tensor, F, tidy, cat, stack, liveTensors, withAutocast } from '../src/engine/index.js';
+import { Tensor, F, tidy, cat, stack, liveTensors, withAutocast, cpuinfoHasBf16 } from '../src/engine/index.js';
 
 // ------------------------------------------------------------------ helpers
 
@@ -694,6 +695,32 @@ describe('matmul and normalize', () => {
 });
 
 describe('autocast (mixed precision)', () => {
+  // First in this file: the warning is said once per process.
+  test('bf16 on a CPU without bfloat16 instructions says so, once (a Node warning); the CPU is read from /proc/cpuinfo', async () => {
+    const seen: string[] = [];
+    const on = (w: Error & { code?: string }) => void (w.code === 'MSDI_BF16_EMULATED' && seen.push(w.message));
+    process.on('warning', on);
+    try {
+      tidy(() => {
+        const x = T(rand(2 * 4 * 8 * 8, 9), [2, 4, 8, 8]);
+        const w = T(rand(4 * 4 * 3 * 3, 10), [4, 4, 3, 3]);
+        for (let i = 0; i < 2; i++) withAutocast('cpu', 'bfloat16', () => F.conv2d(x, w));
+      });
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', on);
+    }
+    const here = existsSync('/proc/cpuinfo') ? cpuinfoHasBf16(readFileSync('/proc/cpuinfo', 'utf8')) : null;
+    assert.equal(seen.length, here === false ? 1 : 0, seen.join('; '));
+    if (seen.length) assert.match(seen[0]!, /no bfloat16 instructions .* about 10x slower than float32; use amp off/);
+    assert.equal(cpuinfoHasBf16('processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx512_bf16\n'), false);
+    assert.equal(cpuinfoHasBf16('flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n'), true);
+    assert.equal(cpuinfoHasBf16('flags\t\t: fpu amx_bf16 amx_tile\n'), true);
+    assert.equal(cpuinfoHasBf16('Features\t: fp asimd bf16 i8mm\n'), true);
+    assert.equal(cpuinfoHasBf16('Features\t: fp asimd sve\n'), false);
+    assert.equal(cpuinfoHasBf16('model name\t: unknown\n'), null);
+  });
+
   test('bfloat16 on the CPU: convolutions in bf16 and near float32, float32 again afterwards, the inner call of a nested one inherits', () => tidy(() => {
     const x = T(rand(2 * 8 * 12 * 12, 4), [2, 8, 12, 12]);
     const w = T(rand(8 * 8 * 3 * 3, 5), [8, 8, 3, 3]);

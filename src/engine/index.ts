@@ -5,7 +5,7 @@ export * as F from './functional.js';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './autograd.js';
 export { Adam, clipGradNorm } from './optim.js';
 export type { AdamOptions, AdamParamState } from './optim.js';
-export { setNumThreads, getNumThreads, manualSeed, cudaAvailable, cudnnBenchmark, withAutocast, ampDtype, exclusive, libtorchVersion, parallelInfo, resolveDevice, releaseFreeMemory } from './runtime.js';
+export { setNumThreads, getNumThreads, manualSeed, cudaAvailable, cudnnBenchmark, withAutocast, ampDtype, cpuinfoHasBf16, exclusive, libtorchVersion, parallelInfo, resolveDevice, releaseFreeMemory } from './runtime.js';
 export type { AutocastDType, Amp } from './runtime.js';
 export { ValidationError, NativeError, expected } from './errors.js';
 export { profileOps, type OpTime } from './profile.js';

@@ -30,7 +30,8 @@ const HELP = `usage: msdi deblur <files or folders...> -o <file or folder> [opti
   --batch N              tiles per forward pass (default 4 for wf <= 16, else 1)
   --ensemble             self-ensemble: average the 8 flips/transposes of every tile (8x the time)
   --amp off|bf16         bf16: convolutions in bfloat16, about 0.7x the time on CPUs with
-                         AVX-512 BF16, outputs about 57 dB PSNR from float32's (default off)
+                         AVX-512 BF16 (about 10x without: msdi warns), outputs about 57 dB
+                         PSNR from float32's (default off)
   --format png|jpg|webp|tif  output format (default: the input's)
   --quality N            JPEG / WebP quality (default 95)
   --max-pixels N         refuse larger images (default ${DEFAULT_MAX_PIXELS})

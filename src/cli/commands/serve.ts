@@ -25,7 +25,7 @@ const HELP = `usage: msdi serve [options]
   --queue N              jobs that may wait behind the running one (default ${DEFAULT_MAX_WAITING})
   --tile N               deblur tile size, a multiple of 16 (default 256)
   --amp off|bf16         bf16: deblur and reblur with convolutions in bfloat16 (faster on CPUs
-                         with AVX-512 BF16; default off)
+                         with AVX-512 BF16, about 10x slower without; default off)
   --log                  one line per request on stderr
 
 Endpoints that need weights that are absent answer 503 until they exist.`;
