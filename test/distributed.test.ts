@@ -170,7 +170,10 @@ test('two ranks train like one process on the same global batch, and resume exac
   const cmp = compareRuns(lastCheckpoint(one), lastCheckpoint(two));
   if (process.env.MSDI_DEBUG) console.log(cmp);
   assert.ok(cmp.output < 1e-5, `the restored images differ by ${cmp.output}`);
-  assert.ok(cmp.weights < 1e-3, `${cmp.worst} differs by ${cmp.weights} (relative)`);
+  // Adam divides each gradient by its own running size, so the rounding of a different reduction
+  // order shows more in the weights than in the outputs: 3.4e-3 on a CPU without AVX-512 (outputs
+  // 8e-6 apart), under 1e-3 on one with it. A gradient left out of the average would be O(1).
+  assert.ok(cmp.weights < 1e-2, `${cmp.worst} differs by ${cmp.weights} (relative)`);
 });
 
 test('stage 1 with two ranks: discriminator and BatchNorm statistics stay in step, rank 0 validates', { skip }, async () => {
