@@ -9,7 +9,7 @@ import { Conv2d } from '../nn/layers.js';
 import { SAM, UNetConvBlock, UNetUpBlock } from './blocks.js';
 import { ConvEncoderV1, ConvEncoderV2 } from './encoder.js';
 import { LatentDecoder } from './latent-decoder.js';
-import { SPADEResnetBlock1, SPADE_HIDDEN } from './spade.js';
+import { SPADEResnetBlock1, SPADE_HIDDEN, scaleLatentInputs } from './spade.js';
 
 export interface MsdiNetOptions {
   wf: number;
@@ -102,6 +102,14 @@ export class MsdiNet extends Module {
   /** Multiplies the latent maps by k inside every modulation (TrainConfig.latentScale). */
   setLatentScale(k: number): void {
     for (const block of this.ad1_list?.items ?? []) block.norm_0.latentScale = k;
+  }
+
+  /** Moves the latent scale into the weights that read the latent maps (the same function at scale 1, as exports hold it). */
+  foldLatentScale(): void {
+    const k = this.ad1_list?.items[0]?.norm_0.latentScale ?? 1;
+    if (k === 1) return;
+    scaleLatentInputs(this, k);
+    this.setLatentScale(1);
   }
 
   /** The degradation representation of `x`: z and the four latent maps. */

@@ -110,7 +110,7 @@ export function readCheckpointModel(file: string): { tensors: Map<string, RawTen
   const { tensors, metadata } = readSafetensors(file);
   if (!metadata.msdi) throw new Error(`${file}: not an msdi training checkpoint (no "msdi" metadata)`);
   const meta = JSON.parse(metadata.msdi) as CheckpointMeta;
-  const k = meta.stage === 'stage2' ? meta.config?.latentScale ?? 1 : 1;
+  const k = meta.config?.latentScale ?? 1; // 1 in every stage-1 config (refused otherwise) and in older runs'
   const g = new Map([...tensors].filter(([key]) => key.startsWith('g.')).map(([key, v]) => {
     const name = key.slice(2);
     return [name, k !== 1 && LATENT_INPUT_CONV.test(name) ? tidy(() => tensorToRaw(scaleLatentColumns(rawToTensor(v), k), v.dtype)) : v];

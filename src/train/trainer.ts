@@ -27,7 +27,6 @@ import { cacheBytes, type TrainConfig, type Ablation } from './config.js';
 import { cudnnBenchmark, type Device } from '../engine/index.js';
 import { saveWeights } from '../nn/state-dict.js';
 import { MsdiNet } from '../models/msdi-net.js';
-import { scaleLatentInputs } from '../models/spade.js';
 import { Progress } from '../cli/progress.js';
 import { averageBatchNormStats, assertReplicasInSync, broadcastTrainState, type ProcessGroup } from './distributed.js';
 
@@ -259,10 +258,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (finished) {
       // The deployable weights: the whole network (for stage 2 with its frozen representation),
       // with a latentScale folded into them (the run is over; its checkpoints keep the trained ones).
-      if (task.g instanceof MsdiNet && cfg.latentScale !== 1) {
-        scaleLatentInputs(task.g, cfg.latentScale);
-        task.g.setLatentScale(1);
-      }
+      if (task.g instanceof MsdiNet) task.g.foldLatentScale();
       saveWeights(task.g, join(o.out, 'final.safetensors'), {
         metadata: { arch: cfg.stage === 'stage1' ? 'MSDI2E' : 'msdi2_net', wf: String(cfg.wf), steps: String(step), ablation: o.ablation },
       });
