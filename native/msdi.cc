@@ -27,6 +27,7 @@
 #include <torch/optim/adam.h>
 #include <torch/version.h>
 
+#include <cmath>
 #include <cstring>
 #include <sstream>
 #include <type_traits>
@@ -643,9 +644,50 @@ Napi::Value AdamNew(const Napi::CallbackInfo& info) {
     return Napi::External<AdamBox>::New(info.Env(), box, [](Napi::Env, AdamBox* b) { delete b; });
   })
 }
+// adamStep(opt): one Adam step over every parameter with a gradient, as torch::optim::Adam's
+// step() computes it (the same operations in the same order, so the same numbers), but with
+// the multi-tensor (_foreach) operations: on a GPU each is a few kernels for all parameters
+// instead of one per parameter, where a small network's ~400 parameters made the optimiser
+// thousands of kernel launches a step. The state stays in the torch::optim::Adam object, so
+// adamGetState / adamSetState and the learning rate work on it as before.
 Napi::Value AdamStep(const Napi::CallbackInfo& info) {
   GUARD({
-    AdamOf(info, 0)->opt->step();
+    auto* b = AdamOf(info, 0);
+    torch::NoGradGuard no_grad;
+    auto& o = static_cast<torch::optim::AdamOptions&>(b->opt->param_groups().at(0).options());
+    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+    std::vector<at::Tensor> ps, gs, ms, vs;
+    std::vector<at::Scalar> bc2Sqrt, negStepSize;
+    auto& state = b->opt->state();
+    for (auto& p : b->params) {
+      if (!p.grad().defined()) continue;
+      auto it = state.find(StateKey(p));
+      if (it == state.end()) {
+        auto s = std::make_unique<torch::optim::AdamParamState>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state.emplace(StateKey(p), std::move(s)).first;
+      }
+      auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+      s.step(s.step() + 1);
+      bc2Sqrt.emplace_back(std::sqrt(1 - std::pow(beta2, s.step())));
+      negStepSize.emplace_back(-(o.lr() / (1 - std::pow(beta1, s.step()))));
+      ps.push_back(p);
+      gs.push_back(o.weight_decay() != 0 ? p.grad().add(p, o.weight_decay()) : p.grad());
+      ms.push_back(s.exp_avg());
+      vs.push_back(s.exp_avg_sq());
+    }
+    if (!ps.empty()) {
+      at::_foreach_mul_(ms, beta1);
+      at::_foreach_add_(ms, gs, 1 - beta1);
+      at::_foreach_mul_(vs, beta2);
+      at::_foreach_addcmul_(vs, gs, gs, 1 - beta2);
+      auto denom = at::_foreach_sqrt(vs);
+      at::_foreach_div_(denom, bc2Sqrt);
+      at::_foreach_add_(denom, o.eps());
+      at::_foreach_addcdiv_(ps, ms, denom, negStepSize);
+    }
     return info.Env().Undefined();
   })
 }
@@ -709,12 +751,27 @@ Napi::Value AdamSetState(const Napi::CallbackInfo& info) {
   })
 }
 
-// clipGradNorm(params[], maxNorm) -> total norm before clipping
+// clipGradNorm(params[], maxNorm) -> total norm before clipping. The numbers of
+// torch::nn::utils::clip_grad_norm_ (each gradient's 2-norm, the 2-norm of those, then every
+// gradient times min(1, maxNorm / (norm + 1e-6)) in float32), with the per-gradient norms as one
+// multi-tensor operation, and no multiplication at all where the factor is 1 (no clipping, or
+// maxNorm infinite: a run that only logs the norm): on a GPU, hundreds of kernels fewer a step.
 Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
   GUARD({
-    auto params = Tensors(info, 0);
-    double total = torch::nn::utils::clip_grad_norm_(params, D(info, 1), 2.0);
-    return Napi::Number::New(info.Env(), total);
+    std::vector<at::Tensor> grads;
+    for (auto& p : Tensors(info, 0)) {
+      if (p.grad().defined()) grads.push_back(p.grad());
+    }
+    if (grads.empty()) return Napi::Number::New(info.Env(), 0.0);
+    torch::NoGradGuard no_grad;
+    auto norms = at::_foreach_norm(grads, 2);
+    auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+    const double maxNorm = D(info, 1);
+    if (std::isfinite(maxNorm)) {
+      auto coef = torch::clamp(maxNorm / (total + 1e-6), c10::nullopt, 1.0).item<float>();
+      if (coef < 1.0f) at::_foreach_mul_(grads, static_cast<double>(coef));
+    }
+    return Napi::Number::New(info.Env(), total.item<double>());
   })
 }
 

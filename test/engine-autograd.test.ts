@@ -307,6 +307,36 @@ describe('Adam', () => {
     a.dispose(); b.dispose(); c.dispose();
   }));
 
+  test('parameters at different step counts each get their own bias correction', () => tidy(() => {
+    // p2 gets no gradient in the first step, so after three steps p1 has taken 3 and p2 2: the
+    // optimiser updates all parameters together and must still correct each by its own count.
+    const o: JsAdamOpts = { lr: 0.1, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0 };
+    const p1 = T(P1, [3], true), p2 = T(P2, [2, 2], true);
+    const opt = new Adam([p1, p2], { lr: o.lr });
+    const ref1 = new JsAdam([P1.slice()], o), ref2 = new JsAdam([P2.slice()], o);
+    for (let s = 1; s <= 3; s++) {
+      tidy(() => {
+        opt.zeroGrad();
+        (s === 1 ? p1.sub(T(T1, [3])).pow(2).mul(T(C1, [3])).sum() : lossOf(p1, p2)).backward();
+        opt.step();
+      });
+      const g = jsGrads([ref1.p[0], ref2.p[0]]);
+      ref1.step([g[0]]);
+      if (s > 1) ref2.step([g[1]]);
+    }
+    assert.deepEqual((opt.getState() as AdamParamState[]).map((st) => { const n = st.step; disposeAll([st]); return n; }), [3, 2]);
+    assertClose(vals(p1), ref1.p[0], 1e-5, 'p1 (3 steps)');
+    assertClose(vals(p2), ref2.p[0], 1e-5, 'p2 (2 steps)');
+    // the check can fail: p2 corrected as if at step 3 ends elsewhere
+    const wrong = new JsAdam([P2.slice()], o);
+    wrong.t = 1;
+    wrong.step([jsGrads([P1, P2])[1]]);
+    wrong.step([jsGrads([P1, wrong.p[0]])[1]]);
+    const gap = Math.max(...wrong.p[0].map((v, i) => Math.abs(v - ref2.p[0][i])));
+    assert.ok(gap > 1e-3, `a shared step count would differ by ${gap}`);
+    opt.dispose();
+  }));
+
   test('a disposed optimizer refuses to step', () => tidy(() => {
     const p = T([1], [1], true);
     const opt = new Adam([p], { lr: 0.1 });
@@ -336,6 +366,16 @@ describe('clipGradNorm', () => {
     assertClose(gradOf(b)!, [12 * scale], 1e-6, 'grad b');
     const after = Math.hypot(...gradOf(a)!, ...gradOf(b)!);
     assertClose([after], [6.5], 1e-5, 'norm after');
+  }));
+
+  test('an infinite maxNorm only measures, and parameters without a gradient are skipped', () => tidy(() => {
+    const { a, b } = setup();
+    const none = T([1, 2], [2], true); // never in a loss: no gradient
+    assertClose([clipGradNorm([a, none, b], Infinity)], [13], 1e-6);
+    assertClose(gradOf(a)!, [3, 4], 0);
+    assertClose(gradOf(b)!, [12], 0);
+    assert.equal(gradOf(none), null);
+    assert.equal(clipGradNorm([none], 1), 0, 'no gradients: norm 0');
   }));
 
   test('leaves gradients alone when already within maxNorm', () => tidy(() => {
