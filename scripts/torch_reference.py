@@ -10,7 +10,8 @@ Usage (run with Debian's interpreter, /usr/bin/python3, which has python3-torch)
   torch_reference.py forward --wf 64 --size 256 --threads N --repeats R
       msdi_net inference (eval, inference_mode) on 1x3xSxS; one JSON line, median ms
   torch_reference.py train --wf 16 --batch 4 --size 256 --threads N --repeats R
-      one stage-2 step of msdi2_net (PSNRLoss x2, backward, Adam); one JSON line, median ms
+      one stage-2 step of msdi2_net (PSNRLoss x2, backward, gradient norm, Adam); one JSON line,
+      median ms; --device cuda, --amp bf16 and --spade-hidden H as msdi's trainer runs it
 Both bench modes accept --warmup W, --profile (per-op table from torch.profiler, on stderr),
 --channels-last (NHWC; not the baseline) and --serve (one timed step per "run" line on stdin,
 one JSON line {"ms": ..., "cpu_ms": ...} back, for a caller that interleaves its own steps with these).
@@ -462,21 +463,32 @@ def bench_forward(args):
 
 
 def bench_train(args):
+    global NHIDDEN
+    NHIDDEN = args.spade_hidden
     torch.manual_seed(0)
-    net = MsdiNet(wf=args.wf, version=2).train()
+    dev = torch.device(args.device)
+    net = MsdiNet(wf=args.wf, version=2).train().to(dev)
+    # The batch starts on the CPU, as the trainer's batches come from its loader.
     x = torch.rand(args.batch, 3, args.size, args.size)
     y = torch.rand(args.batch, 3, args.size, args.size)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
-        x, y = (t.contiguous(memory_format=torch.channels_last) for t in (x, y))
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-4, betas=(0.9, 0.99))
+    params = [p for p in net.parameters() if p.requires_grad]
+    if dev.type == 'cuda':
+        torch.backends.cudnn.benchmark = True  # as msdi's trainer on CUDA
 
     def step():
         opt.zero_grad()
-        out_1, out_2 = net(x)
-        loss = psnr_loss(out_1, y) + psnr_loss(out_2, y)
+        xd, yd = x.to(dev), y.to(dev)
+        if args.channels_last:
+            xd, yd = (t.contiguous(memory_format=torch.channels_last) for t in (xd, yd))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp == 'bf16'):
+            out_1, out_2 = net(xd)
+        loss = psnr_loss(out_1.float(), yd) + psnr_loss(out_2.float(), yd)
         loss.item()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, float('inf')).item()  # msdi logs the gradient norm
         opt.step()
 
     return step
@@ -494,6 +506,9 @@ def main():
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--channels-last', action='store_true', help='NHWC weights and inputs (not the baseline)')
+    p.add_argument('--device', default='cpu', help='train: cpu or cuda')
+    p.add_argument('--amp', choices=['off', 'bf16'], default='off', help='train: bfloat16 autocast')
+    p.add_argument('--spade-hidden', type=int, default=NHIDDEN, help='train: SPADE width (the paper: 128)')
     p.add_argument('--profile', action='store_true', help='per-op times of one more run, on stderr')
     p.add_argument('--serve', action='store_true', help='no warm-up: one timed step per "run" line on stdin')
     args = p.parse_args()
@@ -517,13 +532,29 @@ def main():
         return
     median_ms, times = timed(step, args.warmup, args.repeats)
     if args.profile:
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        cuda = args.what == 'train' and args.device.startswith('cuda')
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+        with torch.profiler.profile(activities=acts) as prof:
             step()
-        print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=30), file=sys.stderr)
+            if cuda:
+                torch.cuda.synchronize()
+        table = prof.key_averages().table
+        if not cuda:
+            print(table(sort_by='self_cpu_time_total', row_limit=30), file=sys.stderr)
+        else:
+            try:  # how many kernels one step launches: with small ones, their count sets its time
+                n = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+                print(f'CUDA kernels in one step: {n}', file=sys.stderr)
+            except Exception as e:
+                print(f'CUDA kernels in one step: not counted ({e})', file=sys.stderr)
+            try:  # PyTorch 2.4 renamed the CUDA columns 'device'
+                print(table(sort_by='self_device_time_total', row_limit=30), file=sys.stderr)
+            except Exception:
+                print(table(sort_by='self_cuda_time_total', row_limit=30), file=sys.stderr)
     out = {'what': args.what, 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'wf': args.wf,
            'size': args.size, 'median_ms': median_ms, 'times_ms': times}
     if args.what == 'train':
-        out['batch'] = args.batch
+        out.update(batch=args.batch, device=args.device, amp=args.amp, spade_hidden=args.spade_hidden)
     if args.channels_last:
         out['channels_last'] = True
     print(json.dumps(out))

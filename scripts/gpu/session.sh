@@ -33,16 +33,13 @@ SHARDS=${SHARDS:-14}
 WORKERS=${WORKERS:-4}
 : "${OUT:?set OUT to the folder for results}"
 W=${WORK:-/tmp/msdi-gpu}
-mkdir -p "$W/bin" "$OUT"
+mkdir -p "$W" "$OUT"
 log() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 left() { echo $(( t0 + BUDGET - $(date +%s) )); }
 
 # 1. Node and the npm packages
-if ! command -v node >/dev/null; then
-  xz -dc "$B/node.xz" > "$W/bin/node" && chmod +x "$W/bin/node" && export PATH="$W/bin:$PATH"
-fi
-[ -d node_modules/sharp ] || tar -xJf "$B/nm.tar.xz"
-log "node $(node -v)"
+. scripts/gpu/prepare.sh
+gpu_node
 
 # 2. training pairs, in shards (synth is deterministic per pair index), while the addon builds
 data="$W/synth-train"
@@ -53,24 +50,8 @@ if ! ls "$data"/synth-*.json >/dev/null 2>&1; then
   done
 fi
 
-# 3. the addon, against the libtorch inside PyTorch (no node-gyp: plain g++ with the flags of
-#    scripts/libtorch-config.mjs)
-if [ "$DEVICE" != cpu ] || [ "${BUILD:-0}" = 1 ]; then
-  if [ "$DEVICE" != cpu ]; then
-    LIBTORCH=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-    export LIBTORCH MSDI_C10D=0
-    MSDI_CXX11_ABI=$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))'); export MSDI_CXX11_ABI
-  fi
-  mkdir -p build/Release
-  incs=$(for d in $(node scripts/libtorch-config.mjs include); do printf -- '-I%s ' "$d"; done)
-  defs=$(for d in $(node scripts/libtorch-config.mjs defines); do printf -- '-D%s ' "$d"; done)
-  # shellcheck disable=SC2046,SC2086
-  g++ -std=c++17 -O2 -fPIC -shared -fexceptions -frtti -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 \
-    -DMSDI_NO_PROFILER $(node scripts/libtorch-config.mjs cflags) $defs \
-    -I"$B/include" -Inode_modules/node-addon-api $incs native/msdi.cc native/distributed.cc \
-    -o build/Release/msdi_native.node $(node scripts/libtorch-config.mjs libs) || { log "addon build failed"; exit 1; }
-fi
-log "addon built: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
+# 3. the addon, against the libtorch inside PyTorch
+gpu_addon || exit 1
 wait
 ls "$data"/synth-*.json >/dev/null 2>&1 || { log "synth failed"; exit 1; }
 log "pairs: $(ls "$data/input" | wc -l)"
@@ -114,8 +95,10 @@ start_run() { # $1 run, $2 folder, $3 iters, then extra args
   esac
   MSDI_THREADS=2 node bin/msdi.js "$@" "${common[@]}" --out "$dir" --iters "$iters" &
 }
-# The timed start runs CAL steps; the rate is the mean over its logged stretches after the
-# first two (cuDNN's tuning, and every run past its own start, so the contention is the real one).
+# The timed start runs CAL steps; the rate is the mean over the later half of its logged
+# stretches (past cuDNN's tuning and every run's start, so the contention is the real one, and
+# with the loader's cache of decoded images warmer: a rate from a cold cache sizes the schedules
+# short).
 CAL=${CAL:-100}
 calibrate() { # runs...
   for r in "$@"; do rm -rf "${W:?}/cal-$r"; start_run "$r" "$W/cal-$r" 100000 --stop-after "$CAL" >"$W/cal-$r.out" 2>&1; done
@@ -141,7 +124,7 @@ latest_ckpt() { ls "$1"/ckpt-*.safetensors 2>/dev/null | sort | tail -n 1; }
 # rate DIR [KEY]: the mean of KEY (s_per_it; s_wait_per_it: the part spent waiting for batches)
 rate() { node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.kind === "train");
-  const late = rows.length > 2 ? rows.slice(2) : rows.slice(-1);
+  const late = rows.length > 2 ? rows.slice(Math.max(2, rows.length >> 1)) : rows.slice(-1);
   const k = process.argv[2] || "s_per_it";
   console.log((late.reduce((s, r) => s + (r[k] ?? NaN), 0) / late.length).toPrecision(3))' "$1/log.jsonl" "${2:-}"; }
 declare -A iters

@@ -13,7 +13,7 @@
  * Random weights and inputs with a fixed seed; both return the median milliseconds of
  * `repeats` runs after `warmup` (default 1) untimed ones.
  */
-import { Tensor, tidy, inferenceMode, manualSeed } from '../../engine/index.js';
+import { Tensor, tidy, inferenceMode, manualSeed, type Device } from '../../engine/index.js';
 import { tensorToRaw } from '../../engine/raw.js';
 import type { RawTensor } from '../../engine/io/index.js';
 import { MsdiNet } from '../../models/msdi-net.js';
@@ -98,7 +98,7 @@ export function forwardStep(o: { wf: number; size: number; channelsLast?: boolea
 }
 
 /** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
-export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean; spadeHidden?: number; amp?: 'off' | 'bf16' }): BenchStep {
+export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean; spadeHidden?: number; amp?: 'off' | 'bf16'; device?: Device }): BenchStep {
   // Stage 2 starts from a stage-1 representation: any net_prior / prior_upsampling weights do.
   manualSeed(0);
   const donor = new MsdiNet({ wf: o.wf, version: 2 });
@@ -111,7 +111,7 @@ export function trainStep(o: { wf: number; batch: number; size: number; channels
   const cfg = { ...base, wf: o.wf, batch: o.batch, crop: o.size, clip: 0, spadeHidden: o.spadeHidden ?? base.spadeHidden, amp: o.amp ?? 'off' };
   // As the trainer runs it: NHWC parameters unless MSDI_CHANNELS_LAST=0.
   const channelsLast = o.channelsLast ?? process.env.MSDI_CHANNELS_LAST !== '0';
-  const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' }, { channelsLast });
+  const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' }, { channelsLast, device: o.device });
   const n = o.batch * 3 * o.size * o.size;
   const batch = { blurry: randomArray(n, 1), sharp: randomArray(n, 2), n: o.batch, size: o.size };
   return timedStep(() => { task.step(batch); }, () => task.dispose());

@@ -1,0 +1,36 @@
+# Sourced by the scripts in scripts/gpu/ on a lent GPU machine (CUDA PyTorch, no Node, no
+# internet): puts Node and the npm packages of the bundle (scripts/gpu/bundle.sh) in place and
+# builds the addon against the libtorch inside that PyTorch. Needs B (the bundle), W (a work
+# folder), DEVICE (cpu rehearses on a CPU machine: no build unless BUILD=1) and a log function.
+
+# gpu_node: Node on PATH and node_modules/ unpacked
+gpu_node() {
+  if ! command -v node >/dev/null; then
+    mkdir -p "$W/bin"
+    xz -dc "$B/node.xz" > "$W/bin/node" && chmod +x "$W/bin/node" && export PATH="$W/bin:$PATH"
+  fi
+  [ -d node_modules/sharp ] || tar -xJf "$B/nm.tar.xz"
+  log "node $(node -v)"
+}
+
+# gpu_addon: build/Release/msdi_native.node (no node-gyp: plain g++ with the flags of
+# scripts/libtorch-config.mjs)
+gpu_addon() {
+  if [ "$DEVICE" != cpu ] || [ "${BUILD:-0}" = 1 ]; then
+    if [ "$DEVICE" != cpu ]; then
+      LIBTORCH=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+      export LIBTORCH MSDI_C10D=0
+      MSDI_CXX11_ABI=$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))'); export MSDI_CXX11_ABI
+    fi
+    mkdir -p build/Release
+    local incs defs
+    incs=$(for d in $(node scripts/libtorch-config.mjs include); do printf -- '-I%s ' "$d"; done)
+    defs=$(for d in $(node scripts/libtorch-config.mjs defines); do printf -- '-D%s ' "$d"; done)
+    # shellcheck disable=SC2046,SC2086
+    g++ -std=c++17 -O2 -fPIC -shared -fexceptions -frtti -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 \
+      -DMSDI_NO_PROFILER $(node scripts/libtorch-config.mjs cflags) $defs \
+      -I"$B/include" -Inode_modules/node-addon-api $incs native/msdi.cc native/distributed.cc \
+      -o build/Release/msdi_native.node $(node scripts/libtorch-config.mjs libs) || { log "addon build failed"; return 1; }
+  fi
+  log "addon built: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
+}
