@@ -667,7 +667,8 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
         s->step(0);
         s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
         s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        it = state.emplace(StateKey(p), std::move(s)).first;
+        state[StateKey(p)] = std::move(s);
+        it = state.find(StateKey(p));
       }
       auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
       s.step(s.step() + 1);
@@ -768,7 +769,8 @@ Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
     auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
     const double maxNorm = D(info, 1);
     if (std::isfinite(maxNorm)) {
-      auto coef = torch::clamp(maxNorm / (total + 1e-6), c10::nullopt, 1.0).item<float>();
+      // clip_grad_norm_ multiplies by min(coef, 1): by coef where it is below 1, else not at all
+      auto coef = (maxNorm / (total + 1e-6)).item<float>();
       if (coef < 1.0f) at::_foreach_mul_(grads, static_cast<double>(coef));
     }
     return Napi::Number::New(info.Env(), total.item<double>());
