@@ -23,7 +23,6 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #endif
 #include <torch/types.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <torch/version.h>
 
