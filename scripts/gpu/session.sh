@@ -132,6 +132,7 @@ declare -A iters
 # them together, and stops them (SIGTERM: each checkpoints first) 15 s past SECONDS.
 train() {
   local secs=$1; shift
+  if [ "$secs" -lt 30 ]; then log "no time left to train $* ($secs s)" | tee -a "$OUT/check.txt"; return 1; fi
   for r in "$@"; do
     s=$(rate "$W/cal-$r")
     iters[$r]=$(node -e "console.log(Math.max(50, Math.floor($secs * 0.85 / $s / 50) * 50))")
@@ -173,6 +174,7 @@ log "training done"
 # 6. exports (float16) and logs
 logs=()
 for r in $RUNS; do
+  [ -d "$W/$r" ] || continue
   node bin/msdi.js export "$W/$r" -o "$OUT/$r.safetensors" --half | tee -a "$OUT/check.txt"
   logs+=("$r/log.jsonl" "$r/config.json" "cal-$r/log.jsonl")
 done
