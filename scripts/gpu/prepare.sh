@@ -23,6 +23,15 @@ gpu_addon() {
       MSDI_CXX11_ABI=$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))'); export MSDI_CXX11_ABI
     fi
     mkdir -p build/Release
+    # A warm machine keeps build/ between calls: the addon of an earlier call is used again when
+    # it was built from the same sources against the same libtorch (about 50 s saved).
+    local stamp
+    stamp=$(cat native/*.cc native/*.h scripts/libtorch-config.mjs | sha256sum | cut -c1-16)-${LIBTORCH:-debian}-$(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)
+    if [ -f build/Release/msdi_native.node ] && [ "$(cat build/Release/gpu-stamp 2>/dev/null)" = "$stamp" ]; then
+      log "addon kept from an earlier call: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
+      return 0
+    fi
+    rm -f build/Release/gpu-stamp
     local incs defs
     incs=$(for d in $(node scripts/libtorch-config.mjs include); do printf -- '-I%s ' "$d"; done)
     defs=$(for d in $(node scripts/libtorch-config.mjs defines); do printf -- '-D%s ' "$d"; done)
@@ -31,6 +40,7 @@ gpu_addon() {
       -DMSDI_NO_PROFILER $(node scripts/libtorch-config.mjs cflags) $defs \
       -I"$B/include" -Inode_modules/node-addon-api $incs native/msdi.cc native/distributed.cc \
       -o build/Release/msdi_native.node $(node scripts/libtorch-config.mjs libs) || { log "addon build failed"; return 1; }
+    echo "$stamp" > build/Release/gpu-stamp
   fi
   log "addon built: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
 }
