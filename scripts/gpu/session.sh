@@ -15,7 +15,8 @@
 # (560), DEVICE (cuda; cpu rehearses the script on a CPU machine), PAIRS (2400), SHARDS (14),
 # RUNS (stage2 ablation stage1), CAL (steps of the timed start, 100),
 # G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
-# BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks).
+# BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks),
+# AUTO_BATCH=1 (stage 2's batch and layout from an earlier step-bench.sh call on this machine).
 # INIT2 / INITA / INIT1: weights each run starts from, to continue earlier sessions' exports by
 # fine-tuning (default: stage 2 from $BUNDLE/rep.safetensors, the others from scratch).
 # SYNTH_LEVELS (e.g. 0.5,2): the pairs also at those blur levels (msdi synth --levels; three
@@ -84,6 +85,35 @@ G2=${G2:-'{ "preset": "cpu-stage2", "crop": 256, "batch": 16, "ckptEvery": 250, 
 G1=${G1:-'{ "preset": "cpu-stage1", "identity": 0.25, "encoderFrom": "reblur", "perceptual": "l1", "weights": { "pixel": 10, "gan": 1, "feat": 10, "perceptual": 10 }, "spadeHidden": 32, "crop": 256, "batch": 8, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
 RUNS=${RUNS:-stage2 ablation stage1}
 echo "$G2" > "$W/g2.json"; echo "$G1" > "$W/g1.json"
+# AUTO_BATCH=1: stage 2's batch and layout from the step benchmark that an earlier call on this
+# machine left in $W (scripts/gpu/step-bench.sh): among G2's width in G2's precision, the largest
+# batch that gives at least 1.25x the crops a second of the next smaller one (more crops a
+# minute, but not at the price of many fewer steps for little gain).
+if [ "${AUTO_BATCH:-0}" = 1 ]; then
+  if [ -s "$W/step-msdi.jsonl" ]; then
+    pick=$(node -e '
+      const fs = require("fs");
+      const cfgFile = process.argv[2];
+      const g2 = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
+      const wf = g2.wf ?? 8, amp = g2.amp ?? "off";
+      const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.wf === wf && r.amp === amp);
+      if (!rows.length) { console.log(`no benchmark row for wf ${wf}, amp ${amp}`); process.exit(0); }
+      const best = new Map(); // batch -> its fastest layout
+      for (const r of rows) if (!best.has(r.batch) || r.crops_per_s > best.get(r.batch).crops_per_s) best.set(r.batch, r);
+      const byBatch = [...best.values()].sort((a, b) => a.batch - b.batch);
+      let pick = byBatch[0];
+      for (const r of byBatch.slice(1)) if (r.crops_per_s >= 1.25 * pick.crops_per_s) pick = r;
+      g2.batch = pick.batch;
+      fs.writeFileSync(cfgFile, JSON.stringify(g2));
+      console.log(`batch ${pick.batch}, ${pick.layout} (${pick.crops_per_s} crops/s; ${byBatch.map((r) => `${r.batch}: ${r.crops_per_s} ${r.layout}`).join(", ")})`);
+      fs.writeFileSync(process.argv[3], pick.layout === "nchw" ? "0" : "1");
+    ' "$W/step-msdi.jsonl" "$W/g2.json" "$W/layout")
+    log "AUTO_BATCH: $pick" | tee -a "$OUT/check.txt"
+    [ -s "$W/layout" ] && { MSDI_CHANNELS_LAST=$(cat "$W/layout"); export MSDI_CHANNELS_LAST; }
+  else
+    log "AUTO_BATCH: no step benchmark in $W; G2 as given" | tee -a "$OUT/check.txt"
+  fi
+fi
 common=(--data "$data" --workers "$WORKERS" --device "$DEVICE" --quiet)
 start_run() { # $1 run, $2 folder, $3 iters, then extra args
   local r=$1 dir=$2 iters=$3; shift 3

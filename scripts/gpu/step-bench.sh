@@ -27,6 +27,7 @@ SPECS=${SPECS:-8:32:off:nchw 8:32:bf16:nchw 8:32:bf16:nhwc 8:64:bf16:nchw 8:128:
 TORCH_SPECS=${TORCH_SPECS:-8:32:off:nchw 8:32:bf16:nchw}
 # shellcheck disable=SC2086
 MSDI_THREADS=${MSDI_THREADS:-4} node scripts/gpu/step-bench.mjs "$DEVICE" "$SIZE" "$SPADE" "$REPEATS" $SPECS | tee "$OUT/step-msdi.jsonl"
+cp "$OUT/step-msdi.jsonl" "$W/" # for a later session.sh call on this machine (AUTO_BATCH=1)
 log "msdi done"
 ref() { # WF:BATCH:AMP:LAYOUT [more args]
   local wf batch amp layout
