@@ -30,6 +30,7 @@
 #include <cstring>
 #include <sstream>
 #include <type_traits>
+#include <unordered_set>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -638,6 +639,14 @@ AdamBox* AdamOf(const Napi::CallbackInfo& info, size_t i) {
 Napi::Value AdamNew(const Napi::CallbackInfo& info) {
   GUARD({
     auto params = Tensors(info, 0);
+    // adamStep updates all parameters at once: a parameter listed twice would be updated twice
+    // per operation rather than step after step, so it is refused.
+    std::unordered_set<const void*> seen;
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (!seen.insert(params[k].unsafeGetTensorImpl()).second) {
+        throw std::invalid_argument("Adam: parameter " + std::to_string(k) + " is listed twice");
+      }
+    }
     auto opts = torch::optim::AdamOptions(D(info, 1)).betas({D(info, 2), D(info, 3)}).eps(D(info, 4)).weight_decay(D(info, 5));
     auto* box = new AdamBox{std::make_unique<torch::optim::Adam>(params, opts), params};
     return Napi::External<AdamBox>::New(info.Env(), box, [](Napi::Env, AdamBox* b) { delete b; });

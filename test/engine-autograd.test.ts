@@ -344,6 +344,8 @@ describe('Adam', () => {
     opt.dispose(); // idempotent
     assert.throws(() => opt.step(), ValidationError);
     assert.throws(() => new Adam([p], { lr: -1 }), ValidationError);
+    // all parameters are updated at once, so one listed twice would be moved twice per operation
+    assert.throws(() => new Adam([p, T([2], [1], true), p], { lr: 0.1 }), /parameter 2 is listed twice/);
   }));
 });
 
