@@ -669,16 +669,15 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
     auto& state = b->opt->state();
     for (auto& p : b->params) {
       if (!p.grad().defined()) continue;
-      auto it = state.find(StateKey(p));
-      if (it == state.end()) {
-        auto s = std::make_unique<torch::optim::AdamParamState>();
-        s->step(0);
-        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        state[StateKey(p)] = std::move(s);
-        it = state.find(StateKey(p));
+      auto& slot = state[StateKey(p)]; // empty for a parameter's first step
+      if (!slot) {
+        auto fresh = std::make_unique<torch::optim::AdamParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(fresh);
       }
-      auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+      auto& s = static_cast<torch::optim::AdamParamState&>(*slot);
       s.step(s.step() + 1);
       bc2Sqrt.emplace_back(std::sqrt(1 - std::pow(beta2, s.step())));
       negStepSize.emplace_back(-(o.lr() / (1 - std::pow(beta1, s.step()))));
