@@ -473,8 +473,8 @@ def bench_train(args):
     y = torch.rand(args.batch, 3, args.size, args.size)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-4, betas=(0.9, 0.99))
     params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=3e-4, betas=(0.9, 0.99))
     if dev.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # as msdi's trainer on CUDA
 

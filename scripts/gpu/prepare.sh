@@ -1,7 +1,18 @@
 # Sourced by the scripts in scripts/gpu/ on a lent GPU machine (CUDA PyTorch, no Node, no
-# internet): puts Node and the npm packages of the bundle (scripts/gpu/bundle.sh) in place and
-# builds the addon against the libtorch inside that PyTorch. Needs B (the bundle), W (a work
-# folder), DEVICE (cpu rehearses on a CPU machine: no build unless BUILD=1) and a log function.
+# internet), from the repository root: their common settings and log, then gpu_node and
+# gpu_addon put Node and the npm packages of the bundle (scripts/gpu/bundle.sh) in place and
+# build the addon against the libtorch inside that PyTorch.
+# Env: OUT (required), BUNDLE (.gpu), DEVICE (cuda; cpu rehearses on a CPU machine: no build
+# unless BUILD=1), WORK (the work folder, /tmp/msdi-gpu; a warm machine keeps it between calls).
+set -uo pipefail
+t0=$(date +%s)
+B=${BUNDLE:-.gpu}
+DEVICE=${DEVICE:-cuda}
+: "${OUT:?set OUT to the folder for results}"
+W=${WORK:-/tmp/msdi-gpu}
+mkdir -p "$W" "$OUT"
+log() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+addon_info() { node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))"; }
 
 # gpu_node: Node on PATH and node_modules/ unpacked
 gpu_node() {
@@ -28,7 +39,7 @@ gpu_addon() {
     local stamp
     stamp=$(cat native/*.cc native/*.h scripts/libtorch-config.mjs | sha256sum | cut -c1-16)-${LIBTORCH:-debian}-$(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)
     if [ -f build/Release/msdi_native.node ] && [ "$(cat build/Release/gpu-stamp 2>/dev/null)" = "$stamp" ]; then
-      log "addon kept from an earlier call: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
+      log "addon kept from an earlier call: $(addon_info)"
       return 0
     fi
     rm -f build/Release/gpu-stamp
@@ -42,5 +53,5 @@ gpu_addon() {
       -o build/Release/msdi_native.node $(node scripts/libtorch-config.mjs libs) || { log "addon build failed"; return 1; }
     echo "$stamp" > build/Release/gpu-stamp
   fi
-  log "addon built: $(node -e "import('./dist/engine/index.js').then(e => console.log('libtorch', e.libtorchVersion(), 'cuda', e.cudaAvailable()))")"
+  log "addon built: $(addon_info)"
 }

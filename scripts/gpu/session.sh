@@ -23,23 +23,15 @@
 # times the synthesis), for a G1 with "levels" and "levelWeight".
 # CHAIN=1: stage 1 first, then stage 2 and its ablation on its representation (RUNS is then all
 # three; SPLIT, 0.5, is stage 1's share of the training time): a width with no stage 1 yet.
-set -uo pipefail
 cd "$(dirname "$0")/../.."
-t0=$(date +%s)
-B=${BUNDLE:-.gpu}
+. scripts/gpu/prepare.sh # t0, B, DEVICE, W, log
 BUDGET=${BUDGET:-560}
-DEVICE=${DEVICE:-cuda}
 PAIRS=${PAIRS:-2400}
 SHARDS=${SHARDS:-14}
 WORKERS=${WORKERS:-4}
-: "${OUT:?set OUT to the folder for results}"
-W=${WORK:-/tmp/msdi-gpu}
-mkdir -p "$W" "$OUT"
-log() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 left() { echo $(( t0 + BUDGET - $(date +%s) )); }
 
 # 1. Node and the npm packages
-. scripts/gpu/prepare.sh
 gpu_node
 
 # 2. training pairs, in shards (synth is deterministic per pair index), while the addon builds
@@ -91,13 +83,14 @@ echo "$G2" > "$W/g2.json"; echo "$G1" > "$W/g1.json"
 # minute, but not at the price of many fewer steps for little gain).
 if [ "${AUTO_BATCH:-0}" = 1 ]; then
   if [ -s "$W/step-msdi.jsonl" ]; then
-    pick=$(node -e '
+    # prints the MSDI_CHANNELS_LAST value of the chosen layout (- for none), a tab, and why
+    IFS=$'\t' read -r layout pick < <(node -e '
       const fs = require("fs");
       const cfgFile = process.argv[2];
       const g2 = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
       const wf = g2.wf ?? 8, amp = g2.amp ?? "off";
       const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.wf === wf && r.amp === amp);
-      if (!rows.length) { console.log(`no benchmark row for wf ${wf}, amp ${amp}`); process.exit(0); }
+      if (!rows.length) { console.log(`-\tno benchmark row for wf ${wf}, amp ${amp}; G2 as given`); process.exit(0); }
       const best = new Map(); // batch -> its fastest layout
       for (const r of rows) if (!best.has(r.batch) || r.crops_per_s > best.get(r.batch).crops_per_s) best.set(r.batch, r);
       const byBatch = [...best.values()].sort((a, b) => a.batch - b.batch);
@@ -105,11 +98,10 @@ if [ "${AUTO_BATCH:-0}" = 1 ]; then
       for (const r of byBatch.slice(1)) if (r.crops_per_s >= 1.25 * pick.crops_per_s) pick = r;
       g2.batch = pick.batch;
       fs.writeFileSync(cfgFile, JSON.stringify(g2));
-      console.log(`batch ${pick.batch}, ${pick.layout} (${pick.crops_per_s} crops/s; ${byBatch.map((r) => `${r.batch}: ${r.crops_per_s} ${r.layout}`).join(", ")})`);
-      fs.writeFileSync(process.argv[3], pick.layout === "nchw" ? "0" : "1");
-    ' "$W/step-msdi.jsonl" "$W/g2.json" "$W/layout")
+      console.log(`${pick.layout === "nchw" ? 0 : 1}\tbatch ${pick.batch}, ${pick.layout} (${pick.crops_per_s} crops/s; ${byBatch.map((r) => `${r.batch}: ${r.crops_per_s} ${r.layout}`).join(", ")})`);
+    ' "$W/step-msdi.jsonl" "$W/g2.json")
     log "AUTO_BATCH: $pick" | tee -a "$OUT/check.txt"
-    [ -s "$W/layout" ] && { MSDI_CHANNELS_LAST=$(cat "$W/layout"); export MSDI_CHANNELS_LAST; }
+    [ "$layout" = - ] || { MSDI_CHANNELS_LAST=$layout; export MSDI_CHANNELS_LAST; }
   else
     log "AUTO_BATCH: no step benchmark in $W; G2 as given" | tee -a "$OUT/check.txt"
   fi

@@ -4,7 +4,7 @@
 // REPEATS steps after 3 untimed ones. scripts/gpu/step-bench.sh runs it beside the same step in
 // PyTorch eager (scripts/torch_reference.py train).
 // Usage: node scripts/gpu/step-bench.mjs DEVICE SIZE SPADE REPEATS SPEC...
-import { trainStep } from '../../dist/cli/commands/bench-models.js';
+import { trainStep, median } from '../../dist/cli/commands/bench-models.js';
 import { cudnnBenchmark } from '../../dist/engine/index.js';
 
 const [device, size, spade, repeats, ...specs] = process.argv.slice(2);
@@ -13,7 +13,6 @@ if (!device || !specs.length) {
   process.exit(2);
 }
 if (device.startsWith('cuda')) cudnnBenchmark(true); // as the trainer on CUDA
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 for (const spec of specs) {
   const [wf, batch, amp, layout] = spec.split(':');
   if (!(+wf > 0 && +batch > 0 && ['off', 'bf16'].includes(amp) && ['nchw', 'nhwc'].includes(layout))) {

@@ -7,16 +7,8 @@
 # step-msdi.jsonl, step-torch.jsonl (one JSON line a spec), torch-profile.txt.
 # Env: OUT (required), BUNDLE (.gpu), DEVICE (cuda; cpu rehearses), SIZE (256), SPADE (32),
 # REPEATS (8), SPECS and TORCH_SPECS (below), PYTHON (python3: the one with the CUDA PyTorch).
-set -uo pipefail
 cd "$(dirname "$0")/../.."
-t0=$(date +%s)
-B=${BUNDLE:-.gpu}
-DEVICE=${DEVICE:-cuda}
-: "${OUT:?set OUT to the folder for results}"
-W=${WORK:-/tmp/msdi-gpu}
-mkdir -p "$W" "$OUT"
-log() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
-. scripts/gpu/prepare.sh
+. scripts/gpu/prepare.sh # t0, B, DEVICE, W, log
 gpu_node
 gpu_addon || exit 1
 SIZE=${SIZE:-256}; SPADE=${SPADE:-32}; REPEATS=${REPEATS:-8}
