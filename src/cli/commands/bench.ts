@@ -11,13 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { Tensor, tidy, F, inferenceMode, getNumThreads, setNumThreads, libtorchVersion, profileOps, type Amp } from '../../engine/index.js';
 import { parse, intOption, UsageError } from '../args.js';
 import { SPADE_HIDDEN } from '../../models/spade.js';
+import { ampBench, forwardBench, forwardStep, median, trainBench } from './bench-models.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function timed(fn: () => void, warmup: number, repeats: number): number {
   for (let i = 0; i < warmup; i++) fn();
@@ -180,7 +176,6 @@ export async function bench(argv: string[]): Promise<void> {
   const result: Record<string, unknown> = { machine: { threads, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', libtorch: libtorchVersion() } };
   const say = (line: string) => { if (!values.json) console.log(line); };
   if (only.includes('forward') || only.includes('train')) {
-    const { forwardBench, forwardStep, trainBench } = await import('./bench-models.js');
     const t = ['--threads', String(threads), '--repeats', String(repeats)];
     if (only.includes('forward')) {
       const ours = forwardBench({ wf: 64, size: 256, repeats });
@@ -205,7 +200,6 @@ export async function bench(argv: string[]): Promise<void> {
     }
   }
   if (only.includes('amp')) {
-    const { ampBench } = await import('./bench-models.js');
     const r = ampBench({ wf: 8, spadeHidden: 32, batch: 4, size: 256, repeats });
     result.amp = { ...r, ratio: r.bf16_ms / r.float32_ms };
     say(`amp      stage-2 step wf 8, SPADE 32, batch 4, 256: float32 ${r.float32_ms.toFixed(0)} ms, bf16 autocast ${r.bf16_ms.toFixed(0)} ms, ratio ${(r.bf16_ms / r.float32_ms).toFixed(2)} (lower is better)`);
