@@ -1,0 +1,70 @@
+"""How much one linear filter per image could deblur a folder of pairs: an oracle reference.
+
+For each pair (DIR/input/X, DIR/target/X) the K x K filter (shared by the colour channels, plus an
+offset) that maps the blurry image closest to its own sharp frame in least squares is fitted and
+applied; the result is clamped and rounded to 8 bits and scored by PSNR over the whole image,
+next to the input's. It knows the answer, so it is not a method, but it says how much a
+spatially uniform, linear deconvolution can give on that data (docs/training-log.md).
+
+Needs PyTorch (Debian: python3-torch, run with /usr/bin/python3), as scripts/torch_reference.py.
+Usage: python3 scripts/oracle-linear-filter.py DIR [--k 15] [--every 2]
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def load(path):
+    rgb = np.asarray(Image.open(path).convert('RGB'), dtype=np.float64) / 255
+    return torch.from_numpy(rgb).permute(2, 0, 1)
+
+
+def psnr(a, b):
+    return -10 * np.log10(((a - b) ** 2).mean().item())
+
+
+def oracle(x, y, k):
+    """The least-squares K x K filter (and offset) from x to y, applied to x, 8-bit."""
+    r = k // 2
+    c, h, w = x.shape
+    cols = F.unfold(F.pad(x[None], (r, r, r, r), mode='reflect')[0][:, None], k)  # C, K*K, H*W
+    a = torch.cat([cols.permute(0, 2, 1).reshape(-1, k * k), torch.ones(c * h * w, 1, dtype=x.dtype)], 1)
+    b = y.reshape(-1, 1)
+    # normal equations: K*K+1 unknowns against C*H*W equations (lstsq on the tall matrix is far slower)
+    sol = torch.linalg.solve(a.T @ a + 1e-9 * torch.eye(a.shape[1], dtype=x.dtype), a.T @ b)
+    out = (a @ sol).reshape(c, h, w).clamp(0, 1)
+    return (out * 255).round() / 255
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('dir')
+    p.add_argument('--k', type=int, default=15, help='filter side (odd)')
+    p.add_argument('--every', type=int, default=1, help='score every N-th pair (sorted by name)')
+    args = p.parse_args()
+    if args.k < 1 or args.k % 2 == 0:
+        raise SystemExit(f'oracle-linear-filter: --k must be odd and positive, got {args.k}')
+    for sub in ('input', 'target'):
+        if not os.path.isdir(os.path.join(args.dir, sub)):
+            raise SystemExit(f'oracle-linear-filter: {args.dir}: no {sub}/ folder (GoPro layout expected)')
+    if args.every < 1:
+        raise SystemExit(f'oracle-linear-filter: --every must be at least 1, got {args.every}')
+    names = sorted(os.listdir(os.path.join(args.dir, 'input')))[:: args.every]
+    if not names:
+        raise SystemExit(f'oracle-linear-filter: {args.dir}/input: no images')
+    scores = []
+    for name in names:
+        x = load(os.path.join(args.dir, 'input', name))
+        y = load(os.path.join(args.dir, 'target', name))
+        scores.append((psnr(x, y), psnr(oracle(x, y, args.k), y)))
+    s = np.array(scores)
+    print(f'{len(names)} pairs, {args.k} x {args.k} filter: input {s[:, 0].mean():.2f} dB, '
+          f'oracle {s[:, 1].mean():.2f} dB, gain {(s[:, 1] - s[:, 0]).mean():+.2f} dB')
+
+
+if __name__ == '__main__':
+    main()
