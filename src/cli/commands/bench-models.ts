@@ -53,7 +53,7 @@ export interface BenchStep {
   dispose(): void;
 }
 
-function timedStep(fn: () => void, dispose: () => void): BenchStep {
+export function timedStep(fn: () => void, dispose: () => void): BenchStep {
   return {
     run() {
       const t0 = process.hrtime.bigint();
@@ -65,7 +65,7 @@ function timedStep(fn: () => void, dispose: () => void): BenchStep {
 }
 
 /** Median of `repeats` runs after `warmup` untimed ones, then disposes the step. */
-function medianRuns(step: BenchStep, warmup: number, repeats: number): number {
+export function medianRuns(step: BenchStep, warmup: number, repeats: number): number {
   try {
     for (let i = 0; i < warmup; i++) step.run();
     return median(Array.from({ length: repeats }, () => step.run()));

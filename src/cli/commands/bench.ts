@@ -11,19 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { Tensor, tidy, F, inferenceMode, getNumThreads, setNumThreads, libtorchVersion, profileOps, type Amp } from '../../engine/index.js';
 import { parse, intOption, UsageError } from '../args.js';
 import { SPADE_HIDDEN } from '../../models/spade.js';
-import { ampBench, forwardBench, forwardStep, median, trainBench } from './bench-models.js';
+import { ampBench, forwardBench, forwardStep, medianRuns, timedStep, trainBench } from './bench-models.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
+/** Median seconds of `repeats` calls of `fn` after `warmup` untimed ones. */
 function timed(fn: () => void, warmup: number, repeats: number): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return median(times);
+  return medianRuns(timedStep(fn, () => {}), warmup, repeats) / 1000;
 }
 
 // Debian's interpreter, where python3-torch installs (a python3 earlier on PATH may be another).
