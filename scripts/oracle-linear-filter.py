@@ -7,7 +7,7 @@ next to the input's. It knows the answer, so it is not a method, but it says how
 spatially uniform, linear deconvolution can give on that data (docs/training-log.md).
 
 Needs PyTorch (Debian: python3-torch, run with /usr/bin/python3), as scripts/torch_reference.py.
-Usage: python3 scripts/oracle-linear-filter.py DIR [--k 15] [--every 2]
+Usage: python3 scripts/oracle-linear-filter.py DIR [--k 15] [--every N]
 """
 import argparse
 import os
