@@ -15,6 +15,7 @@ import {
   synthesizePair,
   synthFolder,
   variableDiscBlur,
+  MOTION_CHANNELS,
   type SynthOptions,
 } from '../src/data/synth/index.js';
 import { blurMagnitudeMap, gradientEnergy, summarizeTileMap } from '../src/data/synth-stats.js';
@@ -186,6 +187,69 @@ describe('synthesizePair', () => {
     assert.ok(median(camera) > 1.15 * median(uniform), msg);
     assert.ok(median(full) > 1.5, msg);
     assert.ok(Math.max(...full) > 2, msg);
+  });
+
+  test('the true blur field (motion) explains the blurry image, and leaves the pair as it was', () => {
+    // Re-blur the sharp frame with the field alone: average it (in linear light) sampled where the
+    // field says each pixel's content was along the exposure (offsets interpolated between the
+    // field's instants 0, 1/4, 3/4 and 1, and 0 at the middle). That must come far closer to the
+    // blurry image than the sharp frame is, for camera shake and moving objects alike.
+    const S = 160;
+    const keys = [0, 0.25, 0.5, 0.75, 1];
+    let checked = 0;
+    for (let seed = 20; seed < 26; seed++) {
+      const opts: SynthOptions = { ...SMALL, noise: false, defocusProb: 0, objectProb: seed % 2 };
+      const plain = synthesizePair(PHOTO, new Rng(seed), opts);
+      const p = synthesizePair(PHOTO, new Rng(seed), { ...opts, motion: true });
+      assert.ok(bytesOf(p.blurry).equals(bytesOf(plain.blurry)) && bytesOf(p.sharp).equals(bytesOf(plain.sharp)), `seed ${seed}: the pair changed`);
+      assert.equal(plain.motion, undefined);
+      const f = p.motion!;
+      assert.equal(f.length, MOTION_CHANNELS.length * S * S);
+      assert.ok(f.subarray(8 * S * S).every((r) => r === 0), 'no defocus, no radius');
+      const offset = (c: number, i: number) => (c < 0 ? 0 : f[c * S * S + i]!);
+      const lin = (img: RGBImage) => img.data.map(srgbToLinear);
+      const sharp = lin(p.sharp);
+      const blurry = lin(p.blurry);
+      const N = 33;
+      let errSharp = 0;
+      let errField = 0;
+      for (let y = 24; y < S - 24; y++) {
+        for (let x = 24; x < S - 24; x++) {
+          const i = y * S + x;
+          const acc = [0, 0, 0];
+          for (let j = 0; j < N; j++) {
+            const t = j / (N - 1);
+            const a = Math.min(3, Math.floor(t * 4));
+            const w = (t - keys[a]!) / (keys[a + 1]! - keys[a]!);
+            // channel pairs for the keys: 0 -> (0,1), 1/4 -> (2,3), 1/2 -> none, 3/4 -> (4,5), 1 -> (6,7)
+            const ch = [0, 2, -1, 4, 6];
+            const cx = (k: number) => ch[k]!;
+            const cy = (k: number) => (ch[k]! < 0 ? -1 : ch[k]! + 1);
+            const sx = Math.min(S - 1.001, Math.max(0, x + (1 - w) * offset(cx(a), i) + w * offset(cx(a + 1), i)));
+            const sy = Math.min(S - 1.001, Math.max(0, y + (1 - w) * offset(cy(a), i) + w * offset(cy(a + 1), i)));
+            const x0 = Math.floor(sx);
+            const y0 = Math.floor(sy);
+            const fx = sx - x0;
+            const fy = sy - y0;
+            for (let c = 0; c < 3; c++) {
+              const at = (xx: number, yy: number) => sharp[(yy * S + xx) * 3 + c]!;
+              acc[c] += (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x0 + 1, y0)) + fy * ((1 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
+            }
+          }
+          for (let c = 0; c < 3; c++) {
+            errField += (acc[c]! / N - blurry[i * 3 + c]!) ** 2;
+            errSharp += (sharp[i * 3 + c]! - blurry[i * 3 + c]!) ** 2;
+          }
+        }
+      }
+      if (p.info.maxDisplacementPx < 2) continue;
+      checked++;
+      assert.ok(errField < 0.25 * errSharp, `seed ${seed}: the field re-blurs to ${errField.toFixed(3)} against the sharp frame's ${errSharp.toFixed(3)} (${JSON.stringify(p.info)})`);
+    }
+    assert.ok(checked >= 4, `only ${checked} pairs moved`);
+    const d = synthesizePair(PHOTO, new Rng(5), { ...SMALL, defocusProb: 1, motion: true });
+    const radius = d.motion!.subarray(8 * S * S);
+    assert.ok(Math.max(...radius) > 0 && Math.max(...radius) <= d.info.defocusRadius + 1e-6, 'the defocus radius is the disc blur\'s');
   });
 
   test('middle sub-frame is the target: no blur, no noise when the camera does not move', () => {

@@ -36,7 +36,8 @@ export interface SynthFolderOptions {
   start?: number;
   /**
    * synthesis options (size here is overridden by `size` when both are given); with
-   * `synth.levels`, the blurry image at level L is also written as out/level-L/NNNNN.png
+   * `synth.levels`, the blurry image at level L is also written as out/level-L/NNNNN.png; with
+   * `synth.motion`, each pair's true blur as out/motion/NNNNN.f32 (SynthPair.motion, raw float32)
    */
   synth?: SynthOptions;
   /** photos are decoded with their shorter side limited to this (default 1024) */
@@ -130,6 +131,12 @@ export async function synthFolder(opts: SynthFolderOptions): Promise<SynthFolder
     await writeImageRGB(join(out, 'input', name), pair.blurry);
     await writeImageRGB(join(out, 'target', name), pair.sharp);
     for (const l of pair.levels ?? []) await writeImageRGB(join(levelFolder(out, l.level), name), l.blurry);
+    if (pair.motion) {
+      // raw float32, little-endian, MOTION_CHANNELS x size x size
+      const f32 = name.replace(/\.png$/, '.f32');
+      await mkdir(join(out, 'motion'), { recursive: true });
+      await writeFileAtomic(join(out, 'motion', f32), Buffer.from(pair.motion.buffer, pair.motion.byteOffset, pair.motion.byteLength), { force: true });
+    }
     records[job.index - start] = {
       name,
       photo: photos[job.photo]!,

@@ -52,7 +52,12 @@ export interface SynthOptions {
    * scene canvas (L x maxDisplacementPx <= the margin). The pair itself is unchanged by this.
    */
   levels?: number[];
+  /** also return the true blur of every pixel (SynthPair.motion); draws nothing from the rng */
+  motion?: boolean;
 }
+
+/** Channels of SynthPair.motion, in order. */
+export const MOTION_CHANNELS = ['dx0', 'dy0', 'dxq1', 'dyq1', 'dxq3', 'dyq3', 'dx1', 'dy1', 'defocus'] as const;
 
 export interface SynthInfo {
   subFrames: number;
@@ -83,6 +88,14 @@ export interface SynthPair {
   info: SynthInfo;
   /** the blurry image at each requested level that could be rendered (SynthOptions.levels) */
   levels?: Array<{ level: number; blurry: RGBImage }>;
+  /**
+   * The true blur at every pixel (SynthOptions.motion), channels-first, MOTION_CHANNELS x size x
+   * size: where the content seen at a pixel at the start of the exposure, a quarter, three
+   * quarters and the end lies in the sharp frame, as an offset (dx, dy) in pixels from the pixel
+   * (camera motion, and an object's own motion where it covers the pixel in the sharp frame;
+   * objects' spin left out), then the defocus disc radius (0 without defocus).
+   */
+  motion?: Float32Array;
 }
 
 /** A blur level msdi renders and trains on: a number in (0, 4]. */

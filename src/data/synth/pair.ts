@@ -28,6 +28,7 @@ import type { Rng } from '../rng.js';
 import { accumulateWarp, affineDistance, makeCameraMotion, maxDisplacement, scaleAffine, type Affine } from './camera.js';
 import { linearToSrgb8 } from './colour.js';
 import { defocusRadiusMap, variableDiscBlur } from './defocus.js';
+import { motionField } from './motion.js';
 import { compositeObjects, makeObjects, type MovingObject } from './objects.js';
 import { checkLevels, resolveOptions, type SynthOptions, type SynthPair } from './options.js';
 import { resampleToLinear, textureScore } from './resample.js';
@@ -173,6 +174,7 @@ export function synthesizePair(photo: RGBImage, rng: Rng, opts: SynthOptions = {
     blurry,
     sharp,
     ...(levels ? { levels } : {}),
+    ...(opts.motion ? { motion: motionField(S, m, n, cam.at, objects, defocusMap) } : {}),
     info: {
       subFrames: n,
       microSamples: micro,
