@@ -27,17 +27,35 @@ def psnr(a, b):
     return -10 * np.log10(((a - b) ** 2).mean().item())
 
 
-def oracle(x, y, k):
-    """The least-squares K x K filter (and offset) from x to y, applied to x, 8-bit."""
+def patches(xp, k, r0, r1, w):
+    """The K x K neighbourhoods of output rows r0..r1 of every channel: (C * rows * W, K*K + 1), with a 1 for the offset."""
+    cols = F.unfold(xp[:, None, r0:r1 + k - 1, :], k)  # C, K*K, rows*W
+    c = cols.shape[0]
+    a = cols.permute(0, 2, 1).reshape(-1, k * k)
+    return torch.cat([a, torch.ones(c * (r1 - r0) * w, 1, dtype=xp.dtype)], 1)
+
+
+def oracle(x, y, k, rows=16):
+    """The least-squares K x K filter (and offset) from x to y, applied to x, 8-bit.
+
+    The normal equations are summed over bands of `rows` image rows, so memory stays at a band's
+    neighbourhoods (K*K+1 unknowns against C*H*W equations; lstsq on the tall matrix is far slower,
+    and the whole matrix at K = 31 would be 7 GB).
+    """
     r = k // 2
     c, h, w = x.shape
-    cols = F.unfold(F.pad(x[None], (r, r, r, r), mode='reflect')[0][:, None], k)  # C, K*K, H*W
-    a = torch.cat([cols.permute(0, 2, 1).reshape(-1, k * k), torch.ones(c * h * w, 1, dtype=x.dtype)], 1)
-    b = y.reshape(-1, 1)
-    # normal equations: K*K+1 unknowns against C*H*W equations (lstsq on the tall matrix is far slower)
-    sol = torch.linalg.solve(a.T @ a + 1e-9 * torch.eye(a.shape[1], dtype=x.dtype), a.T @ b)
-    out = (a @ sol).reshape(c, h, w).clamp(0, 1)
-    return (out * 255).round() / 255
+    xp = F.pad(x[None], (r, r, r, r), mode='reflect')[0]
+    n = k * k + 1
+    ata = torch.zeros(n, n, dtype=x.dtype)
+    atb = torch.zeros(n, 1, dtype=x.dtype)
+    bands = [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
+    for r0, r1 in bands:
+        a = patches(xp, k, r0, r1, w)
+        ata += a.T @ a
+        atb += a.T @ y[:, r0:r1, :].reshape(-1, 1)
+    sol = torch.linalg.solve(ata + 1e-9 * torch.eye(n, dtype=x.dtype), atb)
+    out = torch.cat([(patches(xp, k, r0, r1, w) @ sol).reshape(c, r1 - r0, w) for r0, r1 in bands], 1)
+    return (out.clamp(0, 1) * 255).round() / 255
 
 
 def main():
