@@ -282,10 +282,14 @@ class MsdiNet(nn.Module):
         z = self.net_prior(x)
         return z, self.prior_upsampling(z)
 
-    def forward(self, x):
-        _, latents = self.represent(x)
+    def forward(self, x, latents=None, extra=None):
+        """latents: the maps that modulate the skips (default: the input's own representation; none
+        when ad1_list is None, the ablation); extra: channels joined to the input of both stages."""
+        if latents is None and self.ad1_list is not None:
+            _, latents = self.represent(x)
+        inp = x if extra is None else torch.cat([x, extra], 1)
         # stage 1
-        x1 = self.conv_01(x)
+        x1 = self.conv_01(inp)
         encs, decs = [], []
         for i, block in enumerate(self.down_path_1):
             if i + 1 < self.depth:
@@ -295,12 +299,13 @@ class MsdiNet(nn.Module):
                 x1 = block(x1)
         for i, up in enumerate(self.up_path_1):
             s = self.skip_conv_1[i](encs[-1 - i])
-            s = self.ad1_list[-1 - i](s, latents[-1 - i])
+            if self.ad1_list is not None:
+                s = self.ad1_list[-1 - i](s, latents[-1 - i])
             x1 = up(x1, self.skip_conv_3[i](s))
             decs.append(x1)
         sam_feature, out_1 = self.sam12(x1, x)
         # stage 2, with cross-stage feature fusion
-        x2 = self.cat12(torch.cat([self.conv_02(x), sam_feature], 1))
+        x2 = self.cat12(torch.cat([self.conv_02(inp), sam_feature], 1))
         blocks = []
         for i, block in enumerate(self.down_path_2):
             if i + 1 < self.depth:
