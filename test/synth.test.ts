@@ -348,6 +348,16 @@ describe('synthFolder', () => {
     }
     assert.ok(resL.records.every((r) => r.levels!.includes(0.5)), 'half the motion always fits');
 
+    // motion: the same pairs, plus each pair's true blur field as raw float32
+    const outM = await tmp();
+    await synthFolder({ from: photos, out: outM, count: 2, seed: 9, size: 96, synth: { motion: true } });
+    for (const n of names.slice(0, 2)) {
+      assert.ok((await readFile(join(outA, 'input', n))).equals(await readFile(join(outM, 'input', n))));
+      const f = await readFile(join(outM, 'motion', n.replace('.png', '.f32')));
+      assert.equal(f.length, MOTION_CHANNELS.length * 96 * 96 * 4);
+    }
+    assert.ok(!existsSync(join(outA, 'motion')));
+
     // pair i depends only on (seed, i): a shard starting at 2 reproduces pairs 2 and 3
     const outD = await tmp();
     await synthFolder({ from: photos, out: outD, count: 2, seed: 9, size: 96, start: 2 });
