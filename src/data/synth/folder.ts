@@ -134,7 +134,6 @@ export async function synthFolder(opts: SynthFolderOptions): Promise<SynthFolder
     if (pair.motion) {
       // raw float32, little-endian, MOTION_CHANNELS x size x size
       const f32 = name.replace(/\.png$/, '.f32');
-      await mkdir(join(out, 'motion'), { recursive: true });
       await writeFileAtomic(join(out, 'motion', f32), Buffer.from(pair.motion.buffer, pair.motion.byteOffset, pair.motion.byteLength), { force: true });
     }
     records[job.index - start] = {
