@@ -195,7 +195,8 @@ describe('synthesizePair', () => {
     // field's instants 0, 1/4, 3/4 and 1, and 0 at the middle). That must come far closer to the
     // blurry image than the sharp frame is, for camera shake and moving objects alike.
     const S = 160;
-    const keys = [0, 0.25, 0.5, 0.75, 1];
+    // the exposure's instants and the field's dx channel at each (dy follows it); none at the middle
+    const KEYS = [{ t: 0, ch: 0 }, { t: 0.25, ch: 2 }, { t: 0.5, ch: -1 }, { t: 0.75, ch: 4 }, { t: 1, ch: 6 }];
     let checked = 0;
     for (let seed = 20; seed < 26; seed++) {
       const opts: SynthOptions = { ...SMALL, noise: false, defocusProb: 0, objectProb: seed % 2 };
@@ -206,7 +207,10 @@ describe('synthesizePair', () => {
       const f = p.motion!;
       assert.equal(f.length, MOTION_CHANNELS.length * S * S);
       assert.ok(f.subarray(8 * S * S).every((r) => r === 0), 'no defocus, no radius');
-      const offset = (c: number, i: number) => (c < 0 ? 0 : f[c * S * S + i]!);
+      if (p.info.maxDisplacementPx < 2) continue;
+      checked++;
+      /** The field's offset along `axis` (0: x, 1: y) at key instant `k`, pixel `i`. */
+      const offset = (k: number, axis: number, i: number) => (KEYS[k]!.ch < 0 ? 0 : f[(KEYS[k]!.ch + axis) * S * S + i]!);
       const lin = (img: RGBImage) => img.data.map(srgbToLinear);
       const sharp = lin(p.sharp);
       const blurry = lin(p.blurry);
@@ -220,13 +224,9 @@ describe('synthesizePair', () => {
           for (let j = 0; j < N; j++) {
             const t = j / (N - 1);
             const a = Math.min(3, Math.floor(t * 4));
-            const w = (t - keys[a]!) / (keys[a + 1]! - keys[a]!);
-            // channel pairs for the keys: 0 -> (0,1), 1/4 -> (2,3), 1/2 -> none, 3/4 -> (4,5), 1 -> (6,7)
-            const ch = [0, 2, -1, 4, 6];
-            const cx = (k: number) => ch[k]!;
-            const cy = (k: number) => (ch[k]! < 0 ? -1 : ch[k]! + 1);
-            const sx = Math.min(S - 1.001, Math.max(0, x + (1 - w) * offset(cx(a), i) + w * offset(cx(a + 1), i)));
-            const sy = Math.min(S - 1.001, Math.max(0, y + (1 - w) * offset(cy(a), i) + w * offset(cy(a + 1), i)));
+            const w = (t - KEYS[a]!.t) / (KEYS[a + 1]!.t - KEYS[a]!.t);
+            const sx = Math.min(S - 1.001, Math.max(0, x + (1 - w) * offset(a, 0, i) + w * offset(a + 1, 0, i)));
+            const sy = Math.min(S - 1.001, Math.max(0, y + (1 - w) * offset(a, 1, i) + w * offset(a + 1, 1, i)));
             const x0 = Math.floor(sx);
             const y0 = Math.floor(sy);
             const fx = sx - x0;
@@ -242,8 +242,6 @@ describe('synthesizePair', () => {
           }
         }
       }
-      if (p.info.maxDisplacementPx < 2) continue;
-      checked++;
       assert.ok(errField < 0.25 * errSharp, `seed ${seed}: the field re-blurs to ${errField.toFixed(3)} against the sharp frame's ${errSharp.toFixed(3)} (${JSON.stringify(p.info)})`);
     }
     assert.ok(checked >= 4, `only ${checked} pairs moved`);
