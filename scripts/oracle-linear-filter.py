@@ -79,6 +79,7 @@ def main():
         x = load(os.path.join(args.dir, 'input', name))
         y = load(os.path.join(args.dir, 'target', name))
         scores.append((psnr(x, y), psnr(oracle(x, y, args.k), y)))
+        print(f'{name}: input {scores[-1][0]:.2f} dB, oracle {scores[-1][1]:.2f} dB', flush=True)
     s = np.array(scores)
     print(f'{len(names)} pairs, {args.k} x {args.k} filter: input {s[:, 0].mean():.2f} dB, '
           f'oracle {s[:, 1].mean():.2f} dB, gain {(s[:, 1] - s[:, 0]).mean():+.2f} dB')

@@ -19,12 +19,12 @@
  *
  * WEIGHTS: msdi2_net or joint (MSDI2E) weights; PAIRS_DIR: from `msdi synth --motion`.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, parse } from 'node:path';
 import { loadModel } from '../src/eval/model.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
-import { inferenceMode, manualSeed, tidy, type Tensor } from '../src/engine/index.js';
+import { inferenceMode, manualSeed, tidy, Tensor } from '../src/engine/index.js';
 import { MsdiNet } from '../src/models/msdi-net.js';
 import { MOTION_CHANNELS } from '../src/data/synth/options.js';
 
@@ -229,25 +229,24 @@ const perPair: { rep: Float32Array[][]; stats: Float32Array[]; residual: Float32
 for (const name of names) {
   const [blurry, sharp] = await Promise.all([readImageRGB(join(dir, 'input', name)), readImageRGB(join(dir, 'target', name))]);
   const file = join(dir, 'motion', `${parse(name).name}.f32`);
+  if (!existsSync(file)) throw new Error(`${file}: no blur field (make the pairs with msdi synth --motion)`);
   const raw = readFileSync(file);
   const field = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
   if (field.length !== MOTION_CHANNELS.length * blurry.width * blurry.height) throw new Error(`${file}: ${field.length} floats, expected ${MOTION_CHANNELS.length} x ${blurry.width} x ${blurry.height}`);
   const facts = blurFacts(centreCrop(field, MOTION_CHANNELS.length, blurry.height, blurry.width));
-  const rep = sources.map((src) => inferenceMode(() => tidy(() => {
-    const full = imageToTensor(blurry);
-    const [, , h, w] = full.shape;
-    const y = Math.floor((h! - SIDE) / 2), x = Math.floor((w! - SIDE) / 2);
-    const x256 = full.slice(2, y, y + SIDE).slice(3, x, x + SIDE).contiguous();
-    const { priorZ, latents } = src.represent(x256);
-    return [...latents, priorZ].map((t) => t.toFloat32());
-  })));
-  const [rgb, residual] = inferenceMode(() => tidy(() => {
+  const [rgb, residual, rep] = inferenceMode(() => tidy(() => {
     const b = imageToTensor(blurry);
     const [, , h, w] = b.shape;
-    return [b, b.sub(imageToTensor(sharp))].map((t) => centreCrop(t.toFloat32(), 3, h!, w!));
+    const [rgb, residual] = [b, b.sub(imageToTensor(sharp))].map((t) => centreCrop(t.toFloat32(), 3, h!, w!));
+    const crop = Tensor.fromArray(rgb!, [1, 3, SIDE, SIDE]);
+    const rep = sources.map((src) => {
+      const { priorZ, latents } = src.represent(crop);
+      return [...latents, priorZ].map((t) => t.toFloat32());
+    });
+    return [rgb!, residual!, rep] as const;
   }));
-  const stats = imageStats(rgb!);
-  const residualStats = imageStats(residual!);
+  const stats = imageStats(rgb);
+  const residualStats = imageStats(residual);
   perPair.push({
     rep, facts: SCALES.map((f) => pool(facts, TARGETS.length, SIDE, f)),
     stats: SCALES.map((f) => pool(stats, 6, SIDE, f)), residual: SCALES.map((f) => pool(residualStats, 6, SIDE, f)),
@@ -277,15 +276,16 @@ console.log(`| features | cell | ${TARGETS.join(' | ')} |`);
 console.log(`|---|---|${TARGETS.map(() => '---|').join('')}`);
 SCALES.forEach((f, k) => {
   const cell = `${f} px`;
-  const sample = (p: (typeof perPair)[number], features: Float32Array, channels: number): Sample => ({ features, channels, targets: p.facts[k]! });
+  /** one table row: the probe fitted on the first half of the pairs, scored on the second */
+  const row = (label: string, channels: number, of: (p: (typeof perPair)[number]) => Float32Array) => {
+    const samples = perPair.map((p): Sample => ({ features: of(p), channels, targets: p.facts[k]! }));
+    console.log(`| ${label} | ${cell} | ${score(samples.slice(0, half), samples.slice(half))} |`);
+  };
   sources.forEach((src, j) => {
     const channels = perPair[0]!.rep[j]![k]!.length / (SIDE / f) ** 2;
-    const label = k < 4 ? `${src.name} latent map ${k} (${channels} ch)` : `${src.name} z (${channels} ch)`;
-    console.log(`| ${label} | ${cell} | ${score(perPair.slice(0, half).map((p) => sample(p, p.rep[j]![k]!, channels)), perPair.slice(half).map((p) => sample(p, p.rep[j]![k]!, channels)))} |`);
+    row(k < 4 ? `${src.name} latent map ${k} (${channels} ch)` : `${src.name} z (${channels} ch)`, channels, (p) => p.rep[j]![k]!);
   });
-  const stats = (label: string, of: (p: (typeof perPair)[number]) => Float32Array) =>
-    console.log(`| ${label} | ${cell} | ${score(perPair.slice(0, half).map((p) => sample(p, of(p), 6)), perPair.slice(half).map((p) => sample(p, of(p), 6)))} |`);
-  stats('image statistics (6)', (p) => p.stats[k]!);
-  stats('control: the same of blurry - sharp', (p) => p.residual[k]!);
+  row('image statistics (6)', 6, (p) => p.stats[k]!);
+  row('control: the same of blurry - sharp', 6, (p) => p.residual[k]!);
 });
 model.dispose();
