@@ -90,7 +90,7 @@ def build(arm):
     return SimpleCNN() if arm == 'simple' else FieldEncoder(arm)
 
 
-def loss_and_targets(preds, target):
+def field_loss(preds, target):
     loss = 0
     for p in preds:
         t = F.adaptive_avg_pool2d(target, p.shape[-2:])
@@ -170,7 +170,7 @@ def main():
         for g in opt.param_groups:
             g['lr'] = 1e-7 + (args.lr - 1e-7) * (1 + math.cos(math.pi * t / args.iters)) / 2
         x, target = sample()
-        loss = loss_and_targets(net(x), target)
+        loss = field_loss(net(x), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
