@@ -17,6 +17,7 @@
 # G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
 # BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks),
 # AUTO_BATCH=1 (stage 2's batch and layout from an earlier step-bench.sh call on this machine).
+# PREPARE_ONLY=1: Node, the addon and the pairs only (the first of two calls on one machine).
 # INIT2 / INITA / INIT1: weights each run starts from, to continue earlier sessions' exports by
 # fine-tuning (default: stage 2 from $BUNDLE/rep.safetensors, the others from scratch).
 # SYNTH_LEVELS (e.g. 0.5,2): the pairs also at those blur levels (msdi synth --levels; three
@@ -48,6 +49,9 @@ gpu_addon || exit 1
 wait
 ls "$data"/synth-*.json >/dev/null 2>&1 || { log "synth failed"; exit 1; }
 log "pairs: $(ls "$data/input" | wc -l)"
+# PREPARE_ONLY=1: stop here. A warm machine keeps the addon and the pairs, so a session.sh call
+# right after spends its whole budget on the checks and the runs.
+[ "${PREPARE_ONLY:-0}" = 1 ] && { log "prepared"; exit 0; }
 
 # 4. the CUDA path against the CPU: the same few training steps, and a deblur (SKIP_CHECKS=1: not)
 [ "${SKIP_CHECKS:-0}" = 1 ] || {
