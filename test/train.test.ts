@@ -150,6 +150,18 @@ test('fine-tuning: --init with weights of the network a stage trains starts from
     (e: Error) => e.message.includes(ablation) && /missing keys: (net_prior|prior_upsampling)\./.test(e.message));
 });
 
+test('identity pairs reach stage 2: with every input the sharp image, the first step sees other inputs', async () => {
+  // The same freshly seeded network and batch; only the inputs can differ, so equal losses
+  // would mean the trainer left stage 2's batches alone.
+  const first = async (identity: number, out: string) => {
+    const r = await train({ config: cfg({ iters: 1, identity, ckptEvery: 100, valEvery: 1000 }), ablation: 'no-degradation', data, out: join(root, out), quiet: true });
+    return r.lastLosses.l_psnr!;
+  };
+  const [blurry, again, sharp] = [await first(0, 'id-0'), await first(0, 'id-0b'), await first(1, 'id-1')];
+  assert.equal(again, blurry, 'the same run twice gives the same loss');
+  assert.ok(Math.abs(sharp - blurry) > 0.01, `PSNR loss with sharp inputs ${sharp.toFixed(3)}, with blurry ${blurry.toFixed(3)}`);
+});
+
 test('stage 1 learns blur levels from level-L folders: the level loss is there, and configs that cannot work are refused', async () => {
   const photos = join(root, 'photos');
   const withLevels = join(root, 'pairs-levels');
@@ -168,7 +180,7 @@ test('stage 1 learns blur levels from level-L folders: the level loss is there, 
 });
 
 for (const [what, c, ablation] of [
-  ['stage 2 (the ablation)', cfg({ iters: 6, ckptEvery: 2 }), 'no-degradation'],
+  ['stage 2 (the ablation, identity pairs)', cfg({ iters: 6, ckptEvery: 2, identity: 0.5 }), 'no-degradation'],
   ['stage 1 (joint model and discriminator, identity pairs)', { ...PRESETS['test-stage1'], iters: 6, ckptEvery: 2, identity: 0.5 }, 'none'],
 ] as const) {
   test(`stop and --resume continue bit-for-bit like an uninterrupted run: ${what}`, async () => {

@@ -1,12 +1,14 @@
 /**
- * Unblurred pairs for stage 1: the blurry image of some samples replaced by their sharp one.
+ * Unblurred pairs: the blurry image of some samples replaced by their sharp one.
  *
  * Why: reblurring at level 0 (`msdi reblur --level 0`) feeds the generator the sharp image's own
  * representation and must give the sharp image back, but a training set of blurry/sharp pairs
  * never shows it a sharp input (GoPro has a few near-static frames; our synthetic set has none).
  * Unblurred samples teach both branches the identity for a sharp input, and they make a
  * representation that tells blur apart from no blur worth learning: a generator that blurs by
- * an average amount, ignoring the representation, now pays on every unblurred sample.
+ * an average amount, ignoring the representation, now pays on every unblurred sample. In stage 2
+ * they show the deblurring network inputs with no blur to remove, which it must leave alone (a
+ * network trained on blurry inputs only darkened and smeared near-sharp held-out photos).
  *
  * Which samples: global sample i of step s when Rng(deriveSeed(seed, IDENTITY_TAG, s, i)) draws
  * below the fraction, so batches stay a pure function of (seed, step) and resume exactly.

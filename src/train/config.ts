@@ -55,8 +55,8 @@ export interface TrainConfig {
    */
   perceptual: 'none' | 'l1';
   /**
-   * Stage 1: the fraction of samples trained as unblurred pairs (input = the sharp image; see
-   * src/data/identity-pairs.ts). 0 is the official recipe.
+   * The fraction of samples trained as unblurred pairs (input = the sharp image; see
+   * src/data/identity-pairs.ts), in either stage. 0 is the official recipe.
    */
   identity: number;
   /**

@@ -197,7 +197,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const tWait = performance.now();
       const batch = await loader.get(step);
       waitSecs += (performance.now() - tWait) / 1000;
-      if (cfg.stage === 'stage1') makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
+      makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
       try {
