@@ -139,32 +139,34 @@ const lastCheckpoint = (dir: string) => listCheckpoints(dir).pop()!.file;
 
 test('two ranks train like one process on the same global batch, and resume exactly', { skip }, async () => {
   // clip far above the gradient norm: nothing is clipped, but the norm of the averaged gradient is logged
-  const cfg = config('s2', { preset: 'test-stage2', iters: 4, batch: 2, ckptEvery: 2, logEvery: 1, valEvery: 1000, clip: 1e9 });
+  const cfg = config('s2', { preset: 'test-stage2', iters: 4, batch: 2, ckptEvery: 2, logEvery: 2, valEvery: 1000, clip: 1e9 });
   const common = ['train', 'stage2', '--config', cfg, '--ablate', 'no-degradation', '--data', data, '--quiet'];
   const [one, two, parts] = [join(root, 'one'), join(root, 'two'), join(root, 'parts')];
+  // the two ranks read their losses back lazily (as on a GPU): two steps a read, averaged over the ranks
+  const lazy = { MSDI_LAZY_LOSSES: '1' };
   const runs = await Promise.all([
     msdi([...common, '--out', one], { MSDI_THREADS: '1' }),
-    msdi([...common, '--out', two, '--nproc', '2']),
-    msdi([...common, '--out', parts, '--nproc', '2', '--stop-after', '2']),
+    msdi([...common, '--out', two, '--nproc', '2'], lazy),
+    msdi([...common, '--out', parts, '--nproc', '2', '--stop-after', '2'], lazy),
   ]);
   for (const r of runs) assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(runs[1]!.stdout.trim()).world, 2, 'rank 0 alone reports the result');
   assert.deepEqual(listCheckpoints(parts).map((c) => c.step), [2]);
   // rank 0 reads the checkpoint and broadcasts the weights, the Adam moments and the step
-  const resumed = await msdi([...common, '--out', parts, '--nproc', '2', '--resume']);
+  const resumed = await msdi([...common, '--out', parts, '--nproc', '2', '--resume'], lazy);
   assert.equal(resumed.code, 0, resumed.stderr);
   const [T, P] = [readSafetensors(lastCheckpoint(two)).tensors, readSafetensors(lastCheckpoint(parts)).tensors];
   assert.deepEqual([...P.keys()].sort(), [...T.keys()].sort());
   for (const [k, v] of T) assert.ok(Buffer.from(v.data).equals(Buffer.from(P.get(k)!.data)), `${k} differs after --resume`);
 
-  // Against one process: at every step the loss of the whole global batch and the norm of the
-  // averaged gradient (a sum instead of a mean would double it), then the trained networks.
+  // Against one process: at every log step the loss of the whole global batch and the norm of
+  // the averaged gradient (a sum instead of a mean would double it), then the trained networks.
   const [la, lb] = [trainLog(one), trainLog(two)];
-  assert.deepEqual(lb.map((r) => r.step), [1, 2, 3, 4]);
+  assert.deepEqual(lb.map((r) => r.step), [2, 4]);
   for (const key of ['l_psnr', 'grad_norm']) {
     lb.forEach((r, i) => {
       const [x, y] = [la[i]![key] as number, r[key] as number];
-      assert.ok(Math.abs(x - y) < 1e-5 * Math.abs(x), `step ${i + 1}: ${key} ${y} with two ranks, ${x} with one process`);
+      assert.ok(Math.abs(x - y) < 1e-5 * Math.abs(x), `step ${r.step}: ${key} ${y} with two ranks, ${x} with one process`);
     });
   }
   const cmp = compareRuns(lastCheckpoint(one), lastCheckpoint(two));

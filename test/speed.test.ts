@@ -82,7 +82,7 @@ test('prepareForInference: msdi_net outputs within 1e-4 of the unprepared networ
 });
 
 test('stage-2 training with NHWC parameters takes the steps of the NCHW path (losses and weights)', async () => {
-  const { Stage2Task } = await import('../src/train/tasks.js');
+  const { Stage2Task, takeStats } = await import('../src/train/tasks.js');
   const { MsdiNet: Net } = await import('../src/models/msdi-net.js');
   const { PRESETS } = await import('../src/train/config.js');
   const { tensorToRaw } = await import('../src/engine/raw.js');
@@ -95,7 +95,7 @@ test('stage-2 training with NHWC parameters takes the steps of the NCHW path (lo
   const probe = Tensor.rand([1, 3, 32, 32]);
   const run = (channelsLast: boolean) => {
     const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random' }, { channelsLast });
-    const losses = batches.map((b) => task.step(b).l_psnr);
+    const losses = batches.map((b) => takeStats(task.step(b)).l_psnr!);
     const layout = task.g.conv_01.weight.isChannelsLast;
     task.g.eval();
     const restored = inferenceMode(() => tidy(() => task.g.forward(probe).out2.contiguous()));
@@ -118,14 +118,14 @@ test('stage-2 training with NHWC parameters takes the steps of the NCHW path (lo
 });
 
 test('stage-1 training with NHWC parameters (joint model and discriminator) takes the steps of the NCHW path', async () => {
-  const { Stage1Task } = await import('../src/train/tasks.js');
+  const { Stage1Task, takeStats } = await import('../src/train/tasks.js');
   const { PRESETS } = await import('../src/train/config.js');
   const cfg = { ...PRESETS['test-stage1'], wf: 4, batch: 2, crop: 32 };
   const batches = randomBatches(11);
   const probe = Tensor.rand([1, 3, 32, 32]);
   const run = (channelsLast: boolean) => {
     const task = new Stage1Task(cfg, 'none', undefined, { channelsLast });
-    const steps = batches.map((b) => task.step(b));
+    const steps = batches.map((b) => takeStats(task.step(b)));
     // 1x1 kernels are laid out NCHW and NHWC at once (isChannelsLast says false): left out
     const convs = [...task.g.namedParameters(), ...task.d!.namedParameters()].filter(([, p]) => p.shape.length === 4 && p.shape[2]! * p.shape[3]! > 1);
     const nhwc = convs.filter(([, p]) => p.isChannelsLast).length;

@@ -13,7 +13,7 @@ import { Rng } from '../src/data/rng.js';
 import { train } from '../src/train/trainer.js';
 import { PRESETS, cacheBytes, loadConfig, type TrainConfig } from '../src/train/config.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
-import { Stage1Task, Stage2Task, NonFiniteLossError } from '../src/train/tasks.js';
+import { Stage1Task, Stage2Task, NonFiniteLossError, takeStats } from '../src/train/tasks.js';
 import { readSafetensors, writeSafetensors } from '../src/engine/io/index.js';
 import { RunLog, plotSvg } from '../src/train/log.js';
 import { Tensor, tidy, liveTensors } from '../src/engine/index.js';
@@ -235,7 +235,7 @@ test('a non-finite gradient (the loss finite) stops the step before the update, 
     try {
       const n = 2 * 3 * 32 * 32;
       const batch = { blurry: new Float32Array(n).fill(0.4), sharp: new Float32Array(n).fill(0.5), n: 2, size: 32 };
-      assert.ok(Number.isFinite(task.step(batch).grad_norm), 'a good step reports its gradient norm');
+      assert.ok(Number.isFinite(takeStats(task.step(batch)).grad_norm!), 'a good step reports its gradient norm');
       // the hook data-parallel training uses between backward and the update
       task.syncGrads = (params) => tidy(() => void params[0]!.grad!.copy_(Tensor.full(params[0]!.shape, Number.POSITIVE_INFINITY)));
       const before = task.g.stateDict().get('last.weight')!.toFloat32();
@@ -245,6 +245,28 @@ test('a non-finite gradient (the loss finite) stops the step before the update, 
       task.dispose();
     }
   }
+});
+
+test('lazy losses (a GPU\'s default): the same log and weights as reading every step; a non-finite loss stops the run at the next read, naming its step', async () => {
+  const c = cfg({ iters: 8, logEvery: 4, ckptEvery: 4, valEvery: 1000 });
+  const runs = { eager: join(root, 'eager'), lazy: join(root, 'lazy') };
+  const live = liveTensors();
+  const e = await train({ config: c, ablation: 'no-degradation', data, out: runs.eager, quiet: true, lazyLosses: false });
+  const r = await train({ config: c, ablation: 'no-degradation', data, out: runs.lazy, quiet: true, lazyLosses: true });
+  assert.equal(liveTensors(), live, 'every step\'s stats freed');
+  const records = (dir: string) => new RunLog(join(dir, 'log.jsonl')).read().filter((x) => x.kind === 'train').map((x) => [x.step, x.l_psnr, x.grad_norm]);
+  assert.equal(records(runs.lazy).length, 2);
+  assert.deepEqual(records(runs.lazy), records(runs.eager));
+  assert.deepEqual(r.lastLosses, e.lastLosses, 'the last step\'s losses are read at the end');
+  assert.deepEqual(readFileSync(join(runs.lazy, 'final.safetensors')), readFileSync(join(runs.eager, 'final.safetensors')));
+  // A rate of 1e30 makes the weights overflow after the first update: steps 2 on are not finite.
+  const bad = join(root, 'lazy-nan');
+  await assert.rejects(train({ config: cfg({ iters: 8, lr: 1e30, logEvery: 4, ckptEvery: 3, valEvery: 1000 }), ablation: 'no-degradation', data, out: bad, quiet: true, lazyLosses: true }),
+    /^Error: step 2: loss l_psnr is (NaN|-?Infinity); stopped \(last good checkpoint: none\)/);
+  assert.deepEqual(listCheckpoints(bad), [], 'read at step 3, before its checkpoint');
+  const events = new RunLog(join(bad, 'log.jsonl')).read().filter((x) => x.event === 'non-finite loss');
+  assert.deepEqual(events.map((x) => x.step), [2]);
+  assert.equal(liveTensors(), live, 'a failed run frees its unread stats');
 });
 
 test('a run that cannot start frees its networks and loader; --resume clears what a killed write left', async () => {

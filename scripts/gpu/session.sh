@@ -95,14 +95,16 @@ if [ "${AUTO_BATCH:-0}" = 1 ]; then
       const wf = g2.wf ?? 8, amp = g2.amp ?? "off";
       const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.wf === wf && r.amp === amp);
       if (!rows.length) { console.log(`-\tno benchmark row for wf ${wf}, amp ${amp}; G2 as given`); process.exit(0); }
+      // steps in a row, as the trainer runs them (benchmarks before that field: one step at a time)
+      const cps = (r) => r.in_row_crops_per_s ?? r.crops_per_s;
       const best = new Map(); // batch -> its fastest layout
-      for (const r of rows) if (!best.has(r.batch) || r.crops_per_s > best.get(r.batch).crops_per_s) best.set(r.batch, r);
+      for (const r of rows) if (!best.has(r.batch) || cps(r) > cps(best.get(r.batch))) best.set(r.batch, r);
       const byBatch = [...best.values()].sort((a, b) => a.batch - b.batch);
       let pick = byBatch[0];
-      for (const r of byBatch.slice(1)) if (r.crops_per_s >= 1.25 * pick.crops_per_s) pick = r;
+      for (const r of byBatch.slice(1)) if (cps(r) >= 1.25 * cps(pick)) pick = r;
       g2.batch = pick.batch;
       fs.writeFileSync(cfgFile, JSON.stringify(g2));
-      console.log(`${pick.layout === "nchw" ? 0 : 1}\tbatch ${pick.batch}, ${pick.layout} (${pick.crops_per_s} crops/s; ${byBatch.map((r) => `${r.batch}: ${r.crops_per_s} ${r.layout}`).join(", ")})`);
+      console.log(`${pick.layout === "nchw" ? 0 : 1}\tbatch ${pick.batch}, ${pick.layout} (${cps(pick)} crops/s; ${byBatch.map((r) => `${r.batch}: ${cps(r)} ${r.layout}`).join(", ")})`);
     ' "$W/step-msdi.jsonl" "$W/g2.json")
     log "AUTO_BATCH: $pick" | tee -a "$OUT/check.txt"
     [ "$layout" = - ] || { MSDI_CHANNELS_LAST=$layout; export MSDI_CHANNELS_LAST; }

@@ -84,7 +84,7 @@ export interface NativeBinding {
   adamFree(o: OptimHandle): void;
   adamGetState(o: OptimHandle): ({ step: Num; expAvg: H; expAvgSq: H } | null)[];
   adamSetState(o: OptimHandle, index: Num, step: Num, expAvg: H, expAvgSq: H): void;
-  clipGradNorm(params: H[], maxNorm: Num): Num;
+  clipGradNorm(params: H[], maxNorm: Num): H;
   setNumThreads(n: Num): void;
   getNumThreads(): Num;
   manualSeed(seed: Num): void;

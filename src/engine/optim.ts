@@ -63,7 +63,21 @@ export class Adam {
   }
 }
 
-/** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before. */
+/**
+ * Scales gradients so their global L2 norm is at most maxNorm (Infinity: measures only); returns
+ * the norm before, as a 0-dim tensor on the gradients' device, without waiting for it: on a GPU
+ * the step goes on queueing work, and the norm is read when it is needed.
+ */
+export function clipGradNormTensor(params: Tensor[], maxNorm: number): Tensor {
+  return new Tensor(native.clipGradNorm(params.map((p) => p.handle), maxNorm));
+}
+
+/** clipGradNormTensor, the norm read back as a number. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
-  return native.clipGradNorm(params.map((p) => p.handle), maxNorm);
+  const norm = clipGradNormTensor(params, maxNorm);
+  try {
+    return norm.item();
+  } finally {
+    norm.dispose();
+  }
 }

@@ -12,7 +12,7 @@
  * msdi_net for the ablation, for stage 2), a run starts from all of them instead of from scratch
  * (the discriminator and the optimiser state start fresh).
  */
-import { Tensor, tidy, cat, noGrad, Adam, clipGradNorm, manualSeed, withAutocast, ampDtype, type Device } from '../engine/index.js';
+import { Tensor, tidy, cat, stack, noGrad, Adam, clipGradNormTensor, manualSeed, withAutocast, ampDtype, type Device } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
 import { MSDI2E } from '../models/msdi2e.js';
 import { MsdiNet } from '../models/msdi-net.js';
@@ -49,8 +49,15 @@ export interface Task {
    */
   syncGrads: ((params: Tensor[]) => void) | null;
   setLr(lr: number, lrD: number): void;
-  /** One optimisation step; returns the loss values. Throws before stepping on a non-finite loss. */
-  step(batch: Batch): Record<string, number>;
+  /**
+   * One optimisation step; returns its losses and gradient norms, still on the device. check:
+   * read them before each update and throw NonFiniteLossError, the weights untouched, if one is
+   * not finite (on a GPU that waits for the step; the trainer reads them later instead, through
+   * checkFinite).
+   */
+  step(batch: Batch, check?: boolean): StepStats;
+  /** Throws NonFiniteLossError, naming it, for the first non-finite value of a step's stats. */
+  checkFinite(values: Record<string, number>): void;
   /** N x 3 x H x W blurry (on `device`) -> restored, in eval mode. */
   restore(x: Tensor): Tensor;
   dispose(): void;
@@ -60,26 +67,62 @@ export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
 }
 
+/**
+ * A step's losses and gradient norms as one float32 vector on the task's device. Nothing in a
+ * step reads it back: on a GPU the host goes on queueing work while the step runs, and reading it
+ * (readStats) waits for the step.
+ */
+export interface StepStats {
+  readonly keys: string[];
+  readonly values: Tensor;
+}
+
+/** The numbers of a step's stats, by key (stats.values stays alive). */
+export function readStats(stats: StepStats): Record<string, number> {
+  const v = stats.values.toFloat32();
+  return Object.fromEntries(stats.keys.map((k, i) => [k, v[i]!]));
+}
+
+/** readStats, then frees the stats. */
+export function takeStats(stats: StepStats): Record<string, number> {
+  try {
+    return readStats(stats);
+  } finally {
+    stats.values.dispose();
+  }
+}
+
+function statsOf(values: Record<string, Tensor>): StepStats {
+  return { keys: Object.keys(values), values: stack(Object.values(values).map((t) => f32(t.detach()))) };
+}
+
+/** Joins the stats of a step's two updates (stage 1: generator, then discriminator). */
+function joinStats(a: StepStats, b: StepStats): StepStats {
+  return { keys: [...a.keys, ...b.keys], values: cat([a.values, b.values]) };
+}
+
 function batchTensors(b: Batch, device: Device): [Tensor, Tensor] {
   const shape = [b.n, 3, b.size, b.size];
   return [Tensor.fromArray(b.blurry, shape, { device }), Tensor.fromArray(b.sharp, shape, { device })];
 }
 
-function checkFinite(values: Record<string, number>): void {
+/**
+ * Throws for the first non-finite value: a loss, or a gradient norm (`norms`: its key -> whose
+ * gradients). Checked before the update, it keeps the optimiser from turning every weight into NaN.
+ */
+function checkFiniteValues(values: Record<string, number>, norms: Record<string, string>): void {
   for (const [k, v] of Object.entries(values)) {
-    if (!Number.isFinite(v)) throw new NonFiniteLossError(`loss ${k} is ${v}`);
+    if (Number.isFinite(v)) continue;
+    throw new NonFiniteLossError(k in norms ? `the ${norms[k]} gradients' norm is ${v}` : `loss ${k} is ${v}`);
   }
 }
 
 /**
- * The total norm of the gradients of `params`, clipped to `clip` when it is > 0 (0: measured
- * only; the gradients are multiplied by 1). A non-finite norm stops the step before the
- * optimiser turns every weight into NaN.
+ * The total norm of the gradients of `params` (a 0-dim tensor), clipped to `clip` when it is > 0
+ * (0: measured only, the gradients untouched).
  */
-function gradNorm(params: Tensor[], clip: number, what: string): number {
-  const norm = clipGradNorm(params, clip > 0 ? clip : Infinity);
-  if (!Number.isFinite(norm)) throw new NonFiniteLossError(`the ${what} gradients' norm is ${norm}`);
-  return norm;
+function gradNorm(params: Tensor[], clip: number): Tensor {
+  return clipGradNormTensor(params, clip > 0 ? clip : Infinity);
 }
 
 /** Splits each feature of a D run on [fake; real] stacked along the batch. */
@@ -178,7 +221,11 @@ export class Stage1Task implements Task {
     if (this.optD) this.optD.lr = lrD;
   }
 
-  step(batch: Batch): Record<string, number> {
+  checkFinite(values: Record<string, number>): void {
+    checkFiniteValues(values, { grad_norm: 'generator', grad_norm_d: 'discriminator' });
+  }
+
+  step(batch: Batch, check = true): StepStats {
     const w = this.cfg.weights;
     return tidy(() => {
       const [blurry, sharp] = batchTensors(batch, this.device);
@@ -188,7 +235,7 @@ export class Stage1Task implements Task {
       const reblurred = o.reblurred ? f32(o.reblurred) : null;
       const lPix = l1Loss(deblurred, sharp, w.pixel);
       let total = lPix;
-      const values: Record<string, number> = {};
+      const values: Record<string, Tensor> = {};
       let fakeDetached: Tensor | null = null;
       if (this.d && reblurred) {
         const d = this.d;
@@ -196,12 +243,12 @@ export class Stage1Task implements Task {
         const lGan = hingeG(predFake).mul(w.gan);
         const lFeat = featureMatching(predFake, predReal, w.feat);
         total = total.add(lGan).add(lFeat);
-        values.l_gan = lGan.item();
-        values.l_feat = lFeat.item();
+        values.l_gan = lGan;
+        values.l_feat = lFeat;
         if (this.perceptual && w.perceptual > 0) {
           const lPer = this.perceptual.compute(reblurred, blurry).mul(w.perceptual);
           total = total.add(lPer);
-          values.l_perceptual = lPer.item();
+          values.l_perceptual = lPer;
         }
         fakeDetached = reblurred.detach();
         if (this.cfg.levelWeight > 0 && batch.levelBlurry && batch.levels) {
@@ -216,20 +263,21 @@ export class Stage1Task implements Task {
           }));
           const lLevel = l1Loss(out, target, this.cfg.levelWeight);
           total = total.add(lLevel);
-          values.l_level = lLevel.item();
+          values.l_level = lLevel;
           if (this.cfg.levelGradWeight > 0) {
             const lGrad = gradientL1Loss(out, target, this.cfg.levelGradWeight);
             total = total.add(lGrad);
-            values.l_level_grad = lGrad.item();
+            values.l_level_grad = lGrad;
           }
         }
       }
-      values.l_pix = lPix.item();
-      values.l_total = total.item();
-      checkFinite(values);
+      values.l_pix = lPix;
+      values.l_total = total;
       total.backward();
       this.syncGrads?.(this.optG.params);
-      values.grad_norm = gradNorm(this.optG.params, this.cfg.clip, 'generator');
+      values.grad_norm = gradNorm(this.optG.params, this.cfg.clip);
+      const stats = statsOf(values);
+      if (check) this.checkFinite(readStats(stats));
       this.optG.step();
       if (this.d && this.optD && fakeDetached) {
         // The discriminator judges the reblurred image of this step (detached), not a second
@@ -239,14 +287,14 @@ export class Stage1Task implements Task {
         const fake = fakeDetached;
         const [predFake, predReal] = splitPreds(forwardIn(this.cfg, this.device, () => d.forward(cat([cat([sharp, fake], 1), cat([sharp, blurry], 1)], 0))));
         const lD = hingeD(predFake, false).add(hingeD(predReal, true));
-        values.l_d = lD.item();
-        checkFinite({ l_d: values.l_d });
         lD.backward();
         this.syncGrads?.(this.optD.params);
-        gradNorm(this.optD.params, this.cfg.clip, 'discriminator');
+        const statsD = statsOf({ l_d: lD, grad_norm_d: gradNorm(this.optD.params, this.cfg.clip) });
+        if (check) this.checkFinite(readStats(statsD));
         this.optD.step();
+        return joinStats(stats, statsD);
       }
-      return values;
+      return stats;
     });
   }
 
@@ -323,19 +371,22 @@ export class Stage2Task implements Task {
     this.optG.lr = lr;
   }
 
-  step(batch: Batch): Record<string, number> {
+  checkFinite(values: Record<string, number>): void {
+    checkFiniteValues(values, { grad_norm: 'network' });
+  }
+
+  step(batch: Batch, check = true): StepStats {
     return tidy(() => {
       const [blurry, sharp] = batchTensors(batch, this.device);
       this.optG.zeroGrad();
       const o = forwardIn(this.cfg, this.device, () => this.g.forward(blurry));
       const loss = psnrLoss(f32(o.out1), sharp, this.cfg.psnrWeight).add(psnrLoss(f32(o.out2), sharp, this.cfg.psnrWeight));
-      const values: Record<string, number> = { l_psnr: loss.item() };
-      checkFinite(values);
       loss.backward();
       this.syncGrads?.(this.optG.params);
-      values.grad_norm = gradNorm(this.optG.params, this.cfg.clip, 'network');
+      const stats = statsOf({ l_psnr: loss, grad_norm: gradNorm(this.optG.params, this.cfg.clip) });
+      if (check) this.checkFinite(readStats(stats));
       this.optG.step();
-      return values;
+      return stats;
     });
   }
 

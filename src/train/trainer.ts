@@ -22,7 +22,7 @@ import { validate, type ValPair, type ValResult } from './validate.js';
 import {
   checkpointPath, listCheckpoints, loadCheckpoint, pruneCheckpoints, readNetworkWeights, saveCheckpoint, type CheckpointMeta,
 } from './checkpoint.js';
-import { Stage1Task, Stage2Task, NonFiniteLossError, type Task, type InitWeights, type WeightsLater } from './tasks.js';
+import { Stage1Task, Stage2Task, NonFiniteLossError, readStats, type Task, type StepStats, type InitWeights, type WeightsLater } from './tasks.js';
 import { cacheBytes, type TrainConfig, type Ablation } from './config.js';
 import { cudnnBenchmark, type Device } from '../engine/index.js';
 import { saveWeights } from '../nn/state-dict.js';
@@ -53,6 +53,15 @@ export interface TrainOptions {
   group?: ProcessGroup;
   /** where to train: 'cpu' (default) or 'cuda' (a CUDA libtorch); checkpoints are the same either way */
   device?: Device;
+  /**
+   * Read the steps' losses back only at log steps, checkpoints and the end of the run (default on
+   * a GPU: the host then queues the next steps while one runs, where reading after every step
+   * left the GPU idle while the host prepared the next). A non-finite loss then stops the run at
+   * the next read, naming its step, and no checkpoint is written after it; otherwise (default on
+   * the CPU, where reading costs nothing) each step is read before its update. MSDI_LAZY_LOSSES=1
+   * or 0 sets the default.
+   */
+  lazyLosses?: boolean;
 }
 
 export interface TrainResult {
@@ -188,6 +197,40 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // up, close to s_per_it when it is the bottleneck (a GPU fed by too few worker threads).
   let waitSecs = resumedWindow?.waitSecs ?? 0;
   let stopAgreed = false;
+  const env = process.env.MSDI_LAZY_LOSSES;
+  const lazy = o.lazyLosses ?? (env ? env !== '0' : task.device !== 'cpu');
+  // The steps whose stats are not read yet (lazy), and the error for a non-finite one.
+  const pending: { step: number; stats: StepStats }[] = [];
+  const nonFinite = (e: NonFiniteLossError, at: number): Error => {
+    const good = listCheckpoints(o.out).pop();
+    if (lead) log.write({ kind: 'event', step: at, event: 'non-finite loss', message: e.message });
+    return new Error(`step ${at}: ${e.message}; stopped (last good checkpoint: ${good ? good.file : 'none'})`);
+  };
+  const readPending = () => {
+    const steps = pending.splice(0);
+    let rows: Record<string, number>[];
+    try {
+      rows = steps.map((p) => readStats(p.stats));
+    } finally {
+      for (const p of steps) p.stats.values.dispose();
+    }
+    if (group && rows.length) {
+      // the losses of the whole batch: averaged over the ranks
+      const keys = Object.keys(rows[0]!);
+      const r = group.allreduceNumbers(rows.flatMap((v) => keys.map((k) => v[k]!)));
+      rows = rows.map((_, i) => Object.fromEntries(keys.map((k, j) => [k, r[i * keys.length + j]! / group.world])));
+    }
+    rows.forEach((values, i) => {
+      try {
+        task.checkFinite(values);
+      } catch (e) {
+        throw e instanceof NonFiniteLossError ? nonFinite(e, steps[i]!.step) : e;
+      }
+      for (const [k, v] of Object.entries(values)) sinceLog[k] = (sinceLog[k] ?? 0) + v;
+      logCount++;
+      lastLosses = values;
+    });
+  };
   try {
     while (step < endStep && !(group ? stopAgreed : stopRequested)) {
       // Yield to the event loop once a step so that signal handlers (Ctrl-C, SIGTERM) run: a
@@ -201,28 +244,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
       try {
-        lastLosses = task.step(batch);
+        pending.push({ step: step + 1, stats: task.step(batch, !lazy) });
       } catch (e) {
-        if (e instanceof NonFiniteLossError) {
-          const good = listCheckpoints(o.out).pop();
-          if (lead) log.write({ kind: 'event', step: step + 1, event: 'non-finite loss', message: e.message });
-          throw new Error(`step ${step + 1}: ${e.message}; stopped (last good checkpoint: ${good ? good.file : 'none'})`);
-        }
-        throw e;
+        throw e instanceof NonFiniteLossError ? nonFinite(e, step + 1) : e;
       }
       step++;
       if (group) {
         averageBatchNormStats(group, task);
-        // One small collective: stop if any rank was signalled; log the losses of the whole batch.
-        const keys = Object.keys(lastLosses);
-        const r = group.allreduceNumbers([stopRequested ? 1 : 0, ...keys.map((k) => lastLosses[k]!)]);
-        stopAgreed = r[0]! > 0;
-        lastLosses = Object.fromEntries(keys.map((k, i) => [k, r[i + 1]! / group.world]));
+        // One small collective: stop if any rank was signalled.
+        stopAgreed = group.allreduceNumbers([stopRequested ? 1 : 0])[0]! > 0;
       }
-      for (const [k, v] of Object.entries(lastLosses)) sinceLog[k] = (sinceLog[k] ?? 0) + v;
-      logCount++;
+      const logStep = step % cfg.logEvery === 0 || step === cfg.iters;
+      // the same steps on every rank of a group (a collective)
+      if (!lazy || logStep || step % cfg.ckptEvery === 0) readPending();
       // a stopped run keeps its open window in the checkpoint instead (logWindow)
-      if (step % cfg.logEvery === 0 || step === cfg.iters) {
+      if (logStep) {
         const mean = Object.fromEntries(Object.entries(sinceLog).map(([k, v]) => [k, v / logCount]));
         const secs = (Date.now() - t0) / 1000;
         if (lead) log.write({ kind: 'train', step, lr, ...mean, s_per_it: secs / logCount, s_wait_per_it: waitSecs / logCount });
@@ -231,7 +267,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         waitSecs = 0;
         t0 = Date.now();
       }
-      bar?.update(step, `${task.lossKey} ${lastLosses[task.lossKey]?.toFixed(4)} lr ${lr.toExponential(2)}${lastVal ? ` val ${lastVal.psnr.toFixed(2)} dB` : ''}`);
+      bar?.update(step, `${lastLosses[task.lossKey] !== undefined ? `${task.lossKey} ${lastLosses[task.lossKey]!.toFixed(4)} ` : ''}lr ${lr.toExponential(2)}${lastVal ? ` val ${lastVal.psnr.toFixed(2)} dB` : ''}`);
       if (lead && valPairs.length && (step % cfg.valEvery === 0 || step === cfg.iters)) {
         lastVal = validate(valPairs, (x) => task.restore(x), task.device);
         log.write({ kind: 'val', step, ...lastVal });
@@ -247,6 +283,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         if (lead) checkpoint();
       }
     }
+    readPending(); // a run stopped between reads: before its checkpoint
     const finished = step >= cfg.iters;
     if (group && step % cfg.ckptEvery !== 0) assertReplicasInSync(group, task, step);
     if (!lead) {
@@ -270,6 +307,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    for (const p of pending) p.stats.values.dispose(); // a run that failed between reads
     await loader.close();
     task.dispose();
   }

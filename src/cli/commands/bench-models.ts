@@ -19,7 +19,7 @@ import type { RawTensor } from '../../engine/io/index.js';
 import { MsdiNet } from '../../models/msdi-net.js';
 import { isRepresentationKey } from '../../models/registry.js';
 import { prepareForInference } from '../../nn/layers.js';
-import { Stage2Task } from '../../train/tasks.js';
+import { Stage2Task, takeStats } from '../../train/tasks.js';
 import { PRESETS } from '../../train/config.js';
 
 export interface ForwardBenchOptions {
@@ -98,7 +98,16 @@ export function forwardStep(o: { wf: number; size: number; channelsLast?: boolea
 }
 
 /** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
-export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean; spadeHidden?: number; amp?: 'off' | 'bf16'; device?: Device }): BenchStep {
+/** A training step to time: alone (run), or as the trainer runs it on a GPU (inRow). */
+export interface TrainBenchStep extends BenchStep {
+  /**
+   * Milliseconds a step over k steps in a row whose losses are read only after the last (the
+   * trainer's lazy losses): on a GPU the host queues the next step while one runs.
+   */
+  inRow(k: number): number;
+}
+
+export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean; spadeHidden?: number; amp?: 'off' | 'bf16'; device?: Device }): TrainBenchStep {
   // Stage 2 starts from a stage-1 representation: any net_prior / prior_upsampling weights do.
   manualSeed(0);
   const donor = new MsdiNet({ wf: o.wf, version: 2 });
@@ -114,7 +123,17 @@ export function trainStep(o: { wf: number; batch: number; size: number; channels
   const task = new Stage2Task(cfg, 'none', { tensors: init, source: 'random stage-1 weights' }, { channelsLast, device: o.device });
   const n = o.batch * 3 * o.size * o.size;
   const batch = { blurry: randomArray(n, 1), sharp: randomArray(n, 2), n: o.batch, size: o.size };
-  return timedStep(() => { task.step(batch); }, () => task.dispose());
+  // reading the losses waits for the step to finish (on a GPU the step itself only queues it)
+  const one = timedStep(() => { takeStats(task.step(batch)); }, () => task.dispose());
+  return {
+    ...one,
+    inRow(k) {
+      const t0 = process.hrtime.bigint();
+      const stats = Array.from({ length: k }, () => task.step(batch, false));
+      stats.forEach(takeStats);
+      return Number(process.hrtime.bigint() - t0) / 1e6 / k;
+    },
+  };
 }
 
 /** msdi_net inference; median ms. */
