@@ -66,6 +66,7 @@ test('msdi eval --compare on real pairs: the blurrier method loses everywhere, p
   const printed = await captureLog(() => evalCommand(['--compare', ja, jb, '--by-photo', pairs, '--json', jc]));
   const c = JSON.parse(readFileSync(jc, 'utf8'));
   assert.equal(c.count, 6);
+  assert.deepEqual(c.files, { a: ja, b: jb });
   assert.equal(c.bWins, 0, printed);
   assert.ok(c.psnr.mean < -0.5, printed);
   assert.deepEqual(c.byPhoto.groups.map((g: { name: string }) => g.name).sort(), ['photo0.png', 'photo1.png']);

@@ -54,7 +54,7 @@ export interface TrainOptions {
   /** where to train: 'cpu' (default) or 'cuda' (a CUDA libtorch); checkpoints are the same either way */
   device?: Device;
   /**
-   * Read the steps' losses back only at log steps, checkpoints and the end of the run (default on
+   * Read the steps' losses back only at log steps, validations, checkpoints and the end (default on
    * a GPU: the host then queues the next steps while one runs, where reading after every step
    * left the GPU idle while the host prepared the next). A non-finite loss then stops the run at
    * the next read, naming its step, and no checkpoint is written after it; otherwise (default on
@@ -255,8 +255,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         stopAgreed = group.allreduceNumbers([stopRequested ? 1 : 0])[0]! > 0;
       }
       const logStep = step % cfg.logEvery === 0 || step === cfg.iters;
-      // the same steps on every rank of a group (a collective)
-      if (!lazy || logStep || step % cfg.ckptEvery === 0) readPending();
+      // Before every log line, validation (which may write best.safetensors) and checkpoint: the
+      // same steps on every rank of a group (a collective).
+      if (!lazy || logStep || step % cfg.valEvery === 0 || step % cfg.ckptEvery === 0) readPending();
       // a stopped run keeps its open window in the checkpoint instead (logWindow)
       if (logStep) {
         const mean = Object.fromEntries(Object.entries(sinceLog).map(([k, v]) => [k, v / logCount]));
