@@ -774,10 +774,15 @@ Napi::Value AdamSetState(const Napi::CallbackInfo& info) {
 Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
   GUARD({
     std::vector<at::Tensor> grads;
-    for (auto& p : Tensors(info, 0)) {
+    auto params = Tensors(info, 0);
+    for (auto& p : params) {
       if (p.grad().defined()) grads.push_back(p.grad());
     }
-    if (grads.empty()) return Wrap(info.Env(), at::zeros({}, at::kFloat));
+    if (grads.empty()) {
+      // on the parameters' device, beside the losses it is logged with
+      auto opts = at::TensorOptions().dtype(at::kFloat);
+      return Wrap(info.Env(), at::zeros({}, params.empty() ? opts : opts.device(params[0].device())));
+    }
     torch::NoGradGuard no_grad;
     auto norms = at::_foreach_norm(grads, 2);
     auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
