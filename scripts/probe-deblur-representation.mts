@@ -13,11 +13,10 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../src/eval/model.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
 import { inferenceMode, tidy, type Tensor } from '../src/engine/index.js';
-import { MsdiNet } from '../src/models/msdi-net.js';
+import { SIDE, centreCrop as centre, loadDeblurNetwork, psnr } from './lib/deblur-probe.mjs';
 
 const [weights, dir, count = '40'] = process.argv.slice(2);
 if (!weights || !dir) {
@@ -28,28 +27,13 @@ if (!/^[1-9][0-9]*$/.test(count)) {
   console.error(`probe: expected a positive integer for N, got ${count}`);
   process.exit(2);
 }
-const model = loadModel(weights);
-const net = model.net;
-if (!(net instanceof MsdiNet) || !net.net_prior) {
-  console.error(`${weights}: not a deblurring network with a representation (msdi2_net)`);
-  process.exit(1);
-}
-net.eval();
-const SIDE = 256;
+const net = loadDeblurNetwork(weights);
 const names = readdirSync(join(dir, 'input')).sort().slice(0, Number(count));
 const pairs = await Promise.all(names.map(async (name) => {
   const [blurry, sharp] = await Promise.all([readImageRGB(join(dir, 'input', name)), readImageRGB(join(dir, 'target', name))]);
   if (blurry.width < SIDE || blurry.height < SIDE) throw new Error(`${join(dir, 'input', name)}: ${blurry.width}x${blurry.height}, smaller than ${SIDE}x${SIDE}`);
   return { blurry, sharp };
 }));
-/** the centre SIDE x SIDE crop of a 1 x 3 x H x W tensor */
-const centre = (t: Tensor) => {
-  const [, , h, w] = t.shape;
-  const y = Math.floor((h! - SIDE) / 2);
-  const x = Math.floor((w! - SIDE) / 2);
-  return t.slice(2, y, y + SIDE).slice(3, x, x + SIDE).contiguous();
-};
-const psnr = (a: Tensor, b: Tensor) => -10 * Math.log10(Math.max(1e-12, a.clamp(0, 1).sub(b).pow(2).mean().item()));
 const sums = { input: 0, own: 0, sharp: 0, other: 0, zeros: 0 };
 const n = pairs.length;
 inferenceMode(() => {
@@ -72,4 +56,4 @@ inferenceMode(() => {
 const f = (v: number) => `${v.toFixed(2)} dB`;
 console.log(`${n} pairs, centre ${SIDE} crops: input ${f(sums.input)}; deblurred with its own representation ${f(sums.own)}, ` +
   `with the sharp frame's ${f(sums.sharp)}, another pair's ${f(sums.other)}, zeros ${f(sums.zeros)}`);
-model.dispose();
+net.dispose();

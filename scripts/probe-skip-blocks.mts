@@ -10,37 +10,22 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { loadModel } from '../src/eval/model.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
 import { inferenceMode, tidy, type Tensor } from '../src/engine/index.js';
-import { MsdiNet } from '../src/models/msdi-net.js';
+import { centreCrop as centre, loadDeblurNetwork, psnr } from './lib/deblur-probe.mjs';
 
 const [weights, dir, photo] = process.argv.slice(2);
 if (!weights || !dir) {
   console.error('usage: node --import tsx scripts/probe-skip-blocks.mts DEBLUR_WEIGHTS SYNTH_DIR [PHOTO]');
   process.exit(2);
 }
-const model = loadModel(weights);
-const net = model.net;
-if (!(net instanceof MsdiNet) || !net.ad1_list) {
-  console.error(`${weights}: not a deblurring network with a representation (msdi2_net)`);
-  process.exit(1);
-}
-net.eval();
+const net = loadDeblurNetwork(weights);
 const photoOf = new Map<string, string>();
 for (const f of readdirSync(dir).filter((f) => /^synth-.*\.json$/.test(f))) {
   for (const p of JSON.parse(readFileSync(join(dir, f), 'utf8')).pairs) photoOf.set(p.name, basename(p.photo));
 }
-const SIDE = 256;
-const centre = (t: Tensor) => {
-  const [, , h, w] = t.shape;
-  const y = Math.floor((h! - SIDE) / 2);
-  const x = Math.floor((w! - SIDE) / 2);
-  return t.slice(2, y, y + SIDE).slice(3, x, x + SIDE).contiguous();
-};
-const psnr = (a: Tensor, b: Tensor) => -10 * Math.log10(Math.max(1e-12, a.clamp(0, 1).sub(b).pow(2).mean().item()));
-const blocks = Array.from({ length: net.ad1_list.length }, (_, k) => net.ad1_list!.at(k));
+const blocks = Array.from({ length: net.ad1_list!.length }, (_, k) => net.ad1_list!.at(k));
 const variants: [string, number[]][] = [['all', []], ...blocks.map((_, k): [string, number[]] => [`without ${k}`, [k]]), ['none', blocks.map((_, k) => k)]];
 const groups = new Map<string, Map<string, number[]>>();
 for (const name of readdirSync(join(dir, 'input')).sort()) {
