@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { listPairs, loadPairs, PairedLoader, type PairBatch } from '../src/data/paired.js';
 import { Rng } from '../src/data/rng.js';
 import { makeIdentityPairs } from '../src/data/identity-pairs.js';
+import { permuteChannels, PERMUTATIONS } from '../src/data/channel-permutation.js';
 
 const W = 40;
 const H = 30;
@@ -477,5 +478,35 @@ describe('identity pairs (stage 1: some inputs are the sharp image itself)', () 
       assert.deepEqual([...lo, ...hi], whole, `step ${step}`);
     }
     assert.throws(() => makeIdentityPairs(fakeBatch(1), { seed: 0, step: 0, fraction: 1.5 }), /expected a fraction in \[0, 1\], got 1.5/);
+  });
+});
+
+describe('channel permutation (colour augmentation)', () => {
+  // every value says where it came from: sample * 1000 + channel * 100 + pixel (+ 0.5 in sharp)
+  const batch = (n: number, size = 2, levels = false): PairBatch => {
+    const plane = size * size;
+    const make = (off: number) => new Float32Array(n * 3 * plane).map((_, j) => Math.floor(j / (3 * plane)) * 1000 + Math.floor((j % (3 * plane)) / plane) * 100 + (j % plane) + off);
+    return { blurry: make(0), sharp: make(0.5), ...(levels ? { levelBlurry: make(0.25) } : {}), n, size, names: Array.from({ length: n }, (_, k) => `${k}.png`) };
+  };
+
+  test('each sample\'s channels are reordered, the same way in its blurry, sharp and level images; nothing else moves', () => {
+    const b = batch(24, 2, true);
+    const chosen = permuteChannels(b, { seed: 3, step: 5 });
+    assert.equal(new Set(chosen).size, 6, `all six orders drawn over 24 samples: ${chosen}`);
+    const plane = 4;
+    for (let k = 0; k < 24; k++) {
+      for (const [images, off] of [[b.blurry, 0], [b.sharp, 0.5], [b.levelBlurry!, 0.25]] as const) {
+        for (let c = 0; c < 3; c++) {
+          const got = [...images.subarray((3 * k + c) * plane, (3 * k + c + 1) * plane)];
+          const src = PERMUTATIONS[chosen[k]!]![c]!;
+          assert.deepEqual(got, [0, 1, 2, 3].map((p) => k * 1000 + src * 100 + p + off), `sample ${k} channel ${c}`);
+        }
+      }
+    }
+    assert.deepEqual(permuteChannels(batch(24), { seed: 3, step: 5 }), chosen, 'a pure function of seed and step');
+    assert.notDeepEqual(permuteChannels(batch(24), { seed: 3, step: 6 }), chosen);
+    const lo = permuteChannels(batch(12), { seed: 3, step: 5, first: 0 });
+    const hi = permuteChannels(batch(12), { seed: 3, step: 5, first: 12 });
+    assert.deepEqual([...lo, ...hi], chosen, 'shards agree with the whole batch');
   });
 });

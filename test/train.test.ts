@@ -162,6 +162,16 @@ test('identity pairs reach stage 2: with every input the sharp image, the first 
   assert.ok(Math.abs(sharp - blurry) > 0.01, `PSNR loss with sharp inputs ${sharp.toFixed(3)}, with blurry ${blurry.toFixed(3)}`);
 });
 
+test('permuteChannels reaches the batches: the first step sees other inputs; a non-boolean is refused', async () => {
+  const first = async (permuteChannels: boolean, out: string) => {
+    const r = await train({ config: cfg({ iters: 1, permuteChannels, ckptEvery: 100, valEvery: 1000 }), ablation: 'no-degradation', data, out: join(root, out), quiet: true });
+    return r.lastLosses.l_psnr!;
+  };
+  const [plain, permuted] = [await first(false, 'perm-0'), await first(true, 'perm-1')];
+  assert.ok(Math.abs(permuted - plain) > 1e-4, `PSNR loss ${permuted} with permuted channels, ${plain} without`);
+  assert.throws(() => loadConfig('cpu-stage2', { permuteChannels: 'yes' as unknown as boolean }), /expected true or false for permuteChannels, got "yes"/);
+});
+
 test('stage 1 learns blur levels from level-L folders: the level loss is there, and configs that cannot work are refused', async () => {
   const photos = join(root, 'photos');
   const withLevels = join(root, 'pairs-levels');

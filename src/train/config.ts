@@ -60,6 +60,11 @@ export interface TrainConfig {
    */
   identity: number;
   /**
+   * Colour augmentation: each sample's RGB channels in one of their six orders (the same for its
+   * blurry and sharp images; src/data/channel-permutation.ts). false is the official recipe.
+   */
+  permuteChannels: boolean;
+  /**
    * Stage 1: which losses train the degradation encoder. 'both' (official): deblurring and
    * reblurring. 'reblur': the deblurring generator reads the latents detached, so the encoder
    * learns only what the reblurring generator needs, i.e. the blur (the deblurring generator
@@ -117,7 +122,7 @@ export interface TrainConfig {
 
 const COMMON = {
   betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
-  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, encoderFrom: 'both' as const, zeroModulation: false, latentScale: 1, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
+  weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, permuteChannels: false, encoderFrom: 'both' as const, zeroModulation: false, latentScale: 1, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, cacheGB: 'auto' as const, seed: 0,
   spadeHidden: SPADE_HIDDEN, amp: 'off' as const,
 };
@@ -222,6 +227,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (!(Number.isFinite(cfg.latentScale) && cfg.latentScale > 0)) throw bad('latentScale', 'a positive number');
   if (cfg.stage === 'stage1' && cfg.latentScale !== 1) throw new Error('config: latentScale is for stage 2 (the deblurring network\'s modulations)');
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw bad('identity', 'a fraction in [0, 1]');
+  if (typeof cfg.permuteChannels !== 'boolean') throw bad('permuteChannels', 'true or false');
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw bad('encoderFrom', '"both" or "reblur"');
   if (cfg.amp !== 'off' && cfg.amp !== 'bf16') throw bad('amp', '"off" or "bf16"');
   if (cfg.cacheGB !== 'auto' && !(typeof cfg.cacheGB === 'number' && cfg.cacheGB >= 0)) throw bad('cacheGB', '"auto" or a number of GB >= 0');

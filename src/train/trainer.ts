@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { PairedLoader, loadPairs } from '../data/paired.js';
 import { replaceFileSync } from '../data/atomic-write.js';
 import { makeIdentityPairs } from '../data/identity-pairs.js';
+import { permuteChannels } from '../data/channel-permutation.js';
 import { cosineLr } from './schedule.js';
 import { RunLog, plotSvg } from './log.js';
 import { validate, type ValPair, type ValResult } from './validate.js';
@@ -241,6 +242,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const batch = await loader.get(step);
       waitSecs += (performance.now() - tWait) / 1000;
       makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
+      if (cfg.permuteChannels) permuteChannels(batch, { seed: cfg.seed, step, first: loader.rank * loader.localBatch });
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
       try {
