@@ -148,7 +148,15 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     // pageable memory makes the host wait until the GPU has finished all the work queued before
     // it, so that every training batch left the GPU idle while the host copied the next one.
     // (The pinned block is reused only once its copy is done: libtorch's caching host allocator.)
-    auto staged = at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(dev.is_cuda()));
+    // Where pinned memory cannot be had (a locked-memory limit), pageable memory does, waiting.
+    at::Tensor staged;
+    if (dev.is_cuda()) {
+      try {
+        staged = at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(true));
+      } catch (const c10::Error&) {
+      }
+    }
+    if (!staged.defined()) staged = at::empty(shape, at::TensorOptions().dtype(dtype));
     size_t nbytes = staged.numel() * staged.element_size();
     if (nbytes != ta.ByteLength())
       throw std::invalid_argument("buffer holds " + std::to_string(ta.ByteLength()) + " bytes, shape needs " +
@@ -156,7 +164,7 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     auto* src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     if (nbytes) std::memcpy(staged.data_ptr(), src, nbytes);
     if (dev.is_cpu()) return Wrap(info.Env(), staged);
-    return Wrap(info.Env(), staged.to(at::TensorOptions().device(dev), /*non_blocking=*/dev.is_cuda()));
+    return Wrap(info.Env(), staged.to(at::TensorOptions().device(dev), /*non_blocking=*/staged.is_pinned()));
   })
 }
 
