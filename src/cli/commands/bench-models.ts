@@ -97,7 +97,6 @@ export function forwardStep(o: { wf: number; size: number; channelsLast?: boolea
   });
 }
 
-/** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
 /** A training step to time: alone (run), or as the trainer runs it on a GPU (inRow). */
 export interface TrainBenchStep extends BenchStep {
   /**
@@ -107,6 +106,7 @@ export interface TrainBenchStep extends BenchStep {
   inRow(k: number): number;
 }
 
+/** One stage-2 training step of msdi2_net (Stage2Task.step) on batch x 3 x size x size. */
 export function trainStep(o: { wf: number; batch: number; size: number; channelsLast?: boolean; spadeHidden?: number; amp?: 'off' | 'bf16'; device?: Device }): TrainBenchStep {
   // Stage 2 starts from a stage-1 representation: any net_prior / prior_upsampling weights do.
   manualSeed(0);
