@@ -4,9 +4,9 @@
  * sample (the identity among them).
  *
  * Why: a deblurring network that modulates its skip connections by functions of its own features
- * (msdi2_net's SPADE blocks) generalised worse than its ablation to one held-out photo whose
- * palette (pinks and purples at dusk) the 51 training photos lack; with that photo's channels
- * permuted, most of the gap closed while the ablation's score stayed (docs/training-log.md). A
+ * (msdi2_net's SPADE blocks) generalised worse than its ablation to one held-out photo, pinks
+ * and purples at dusk; with that photo's channels permuted, most of the gap closed while the
+ * ablation's score stayed (docs/training-log.md). A
  * permutation changes no blur, noise or edge, so the pairs stay true pairs with six times the
  * palettes.
  *
