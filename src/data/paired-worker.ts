@@ -14,6 +14,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { deriveSeed, Rng } from './rng.js';
+import { channelOrder } from './channel-permutation.js';
 
 export const WORKER_KIND = 'msdi-paired-worker';
 
@@ -35,6 +36,8 @@ export interface PairJob {
   step: number;
   crop: number;
   augment: boolean;
+  /** each sample's RGB channels in the order channelOrder draws (colour augmentation) */
+  permuteChannels?: boolean;
   samples: PairSample[];
   /** images of this job already decoded whole (by path): crops are cut from them, no file is read */
   cached?: Record<string, CachedImage>;
@@ -69,12 +72,17 @@ export interface SampleParams {
   hflip: boolean;
   vflip: boolean;
   rot90: boolean;
+  /** output channel c is input channel channels[c] */
+  channels: readonly [number, number, number];
 }
+
+const RGB = [0, 1, 2] as const;
 
 /**
  * The random crop/augmentation of global sample i of step `step` for an image of (oriented) size
  * width x height. Draw order: top, left, hflip, vflip, rot90 (the flips are drawn, and ignored, when
- * augment is false, so switching augmentation off does not move the crops).
+ * augment is false, so switching augmentation off does not move the crops). The channel order,
+ * with `permute`, comes from its own seed (channelOrder), so it does not move them either.
  */
 export function sampleParams(
   seed: number,
@@ -84,6 +92,7 @@ export function sampleParams(
   height: number,
   crop: number,
   augment: boolean,
+  permute = false,
 ): SampleParams {
   const rng = new Rng(deriveSeed(seed, CROP_TAG, step, i));
   const top = rng.int(0, height - crop);
@@ -91,7 +100,8 @@ export function sampleParams(
   const hflip = rng.bool(0.5);
   const vflip = rng.bool(0.5);
   const rot90 = rng.bool(0.5);
-  return augment ? { top, left, hflip, vflip, rot90 } : { top, left, hflip: false, vflip: false, rot90: false };
+  const channels = permute ? channelOrder(seed, step, i) : RGB;
+  return augment ? { top, left, hflip, vflip, rot90, channels } : { top, left, hflip: false, vflip: false, rot90: false, channels };
 }
 
 interface ImageInfo {
@@ -198,13 +208,14 @@ function writeAugmented(src: RawRGB, left: number, top: number, S: number, p: Sa
   const R = offset;
   const G = offset + plane;
   const B = offset + 2 * plane;
+  const [cr, cg, cb] = p.channels;
   for (let y = 0; y < S; y++) {
     let s = base + y * dy;
     const o = y * S;
     for (let x = 0; x < S; x++, s += dx) {
-      out[R + o + x] = d[s]! / max;
-      out[G + o + x] = d[s + 1]! / max;
-      out[B + o + x] = d[s + 2]! / max;
+      out[R + o + x] = d[s + cr]! / max;
+      out[G + o + x] = d[s + cg]! / max;
+      out[B + o + x] = d[s + cb]! / max;
     }
   }
 }
@@ -288,7 +299,7 @@ export async function runPairJob(job: PairJob): Promise<PairJobResult> {
       if (ib.width < crop || ib.height < crop) {
         throw new Error(`paired: image ${s.blurryPath} is ${ib.width}x${ib.height}, smaller than the crop size ${crop}`);
       }
-      const p = sampleParams(job.seed, job.step, s.i, ib.width, ib.height, crop, job.augment);
+      const p = sampleParams(job.seed, job.step, s.i, ib.width, ib.height, crop, job.augment, job.permuteChannels);
       await Promise.all([cropInto(s.blurryPath, p, blurry, k), cropInto(s.sharpPath, p, sharpOut, k)]);
       if (levelOut && s.levelPath === s.blurryPath) {
         levelOut.set(blurry.subarray(k * per, (k + 1) * per), k * per); // level 1: the blurry crop itself

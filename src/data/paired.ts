@@ -11,7 +11,8 @@
  *    (stream positions e*N .. e*N+N-1);
  *  - crop position and augmentation of sample i of step s come from Rng(deriveSeed(seed, CROP_TAG,
  *    s, i)): top, left, then hflip, vflip, rot90 (BasicSR's augment, each p = 0.5, applied in that
- *    order and identically to both images; see paired-worker.ts);
+ *    order and identically to both images; see paired-worker.ts); with permuteChannels, the
+ *    channel order of sample i of step s from its own seed (src/data/channel-permutation.ts);
  *  - so a batch is a pure function of (seed, step, crop, augment, batch, the files): the number of
  *    workers, the prefetch depth and which steps were fetched before cannot change a byte.
  *  - shard {rank r, world W} (batch must be divisible by W): rank r gets the contiguous block
@@ -117,6 +118,8 @@ export interface PairedLoaderOptions {
   seed: number;
   /** BasicSR augment (hflip, vflip, rot90 each p = 0.5); default true */
   augment?: boolean;
+  /** each sample's RGB channels in one of their six orders (src/data/channel-permutation.ts); default false */
+  permuteChannels?: boolean;
   /** decode threads; 0 decodes on the main thread (still async); default 1 */
   workers?: number;
   /** how many steps after the requested one to prepare in the background; default 2 */
@@ -175,6 +178,7 @@ export class PairedLoader {
   readonly batch: number;
   readonly seed: number;
   readonly augment: boolean;
+  readonly permuteChannels: boolean;
   readonly workers: number;
   readonly prefetch: number;
   readonly rank: number;
@@ -204,6 +208,7 @@ export class PairedLoader {
     if (typeof o.seed !== 'number' || !Number.isFinite(o.seed)) throw new Error(`PairedLoader: seed must be a finite number, got ${String(o.seed)}`);
     this.seed = o.seed;
     this.augment = o.augment ?? true;
+    this.permuteChannels = o.permuteChannels ?? false;
     this.workers = checkInt(o.workers ?? 1, 'workers', 0);
     this.prefetch = checkInt(o.prefetch ?? 2, 'prefetch', 0);
     this.world = checkInt(o.shard?.world ?? 1, 'shard.world', 1);
@@ -350,6 +355,7 @@ export class PairedLoader {
       step,
       crop: this.crop,
       augment: this.augment,
+      permuteChannels: this.permuteChannels,
       samples: this.indices(step).map((idx, k) => {
         const name = this.names[idx]!;
         const blurryPath = join(this.dir, 'input', name);

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { PairedLoader, loadPairs } from '../data/paired.js';
 import { replaceFileSync } from '../data/atomic-write.js';
 import { makeIdentityPairs } from '../data/identity-pairs.js';
-import { permuteChannels } from '../data/channel-permutation.js';
 import { cosineLr } from './schedule.js';
 import { RunLog, plotSvg } from './log.js';
 import { validate, type ValPair, type ValResult } from './validate.js';
@@ -156,7 +155,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       task.syncGrads = (params) => void group.averageGradients(params);
     }
     loader = new PairedLoader({
-      dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers,
+      dir: o.data, crop: cfg.crop, batch: cfg.batch, seed: cfg.seed, workers: cfg.workers, permuteChannels: cfg.permuteChannels,
       shard: group ? { rank: group.rank, world: group.world } : undefined,
       levels: cfg.stage === 'stage1' && cfg.levelWeight > 0 ? cfg.levels : undefined,
       cacheBytes: cacheBytes(cfg.cacheGB, group?.world ?? 1),
@@ -242,7 +241,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const batch = await loader.get(step);
       waitSecs += (performance.now() - tWait) / 1000;
       makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
-      if (cfg.permuteChannels) permuteChannels(batch, { seed: cfg.seed, step, first: loader.rank * loader.localBatch });
       const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
       task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
       try {
