@@ -8,8 +8,9 @@
  *
  *   node --import tsx scripts/probe-skip-blocks.mts DEBLUR_WEIGHTS SYNTH_DIR [PHOTO]
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { photosOfPairs } from '../src/eval/compare.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
 import { inferenceMode, tidy, type Tensor } from '../src/engine/index.js';
@@ -21,10 +22,7 @@ if (!weights || !dir) {
   process.exit(2);
 }
 const net = loadDeblurNetwork(weights);
-const photoOf = new Map<string, string>();
-for (const f of readdirSync(dir).filter((f) => /^synth-.*\.json$/.test(f))) {
-  for (const p of JSON.parse(readFileSync(join(dir, f), 'utf8')).pairs) photoOf.set(p.name, basename(p.photo));
-}
+const photoOf = photosOfPairs(dir);
 const blocks = Array.from({ length: net.ad1_list!.length }, (_, k) => net.ad1_list!.at(k));
 const variants: [string, number[]][] = [['all', []], ...blocks.map((_, k): [string, number[]] => [`without ${k}`, [k]]), ['none', blocks.map((_, k) => k)]];
 const groups = new Map<string, Map<string, number[]>>();
