@@ -150,24 +150,24 @@ test('fine-tuning: --init with weights of the network a stage trains starts from
     (e: Error) => e.message.includes(ablation) && /missing keys: (net_prior|prior_upsampling)\./.test(e.message));
 });
 
+/**
+ * The PSNR loss of one stage-2 step of a freshly seeded network: runs that differ only in an
+ * option that changes the batches must give different losses.
+ */
+async function firstStepLoss(over: Partial<TrainConfig>, out: string): Promise<number> {
+  const r = await train({ config: cfg({ iters: 1, ckptEvery: 100, valEvery: 1000, ...over }), ablation: 'no-degradation', data, out: join(root, out), quiet: true });
+  return r.lastLosses.l_psnr!;
+}
+
 test('identity pairs reach stage 2: with every input the sharp image, the first step sees other inputs', async () => {
-  // The same freshly seeded network and batch; only the inputs can differ, so equal losses
-  // would mean the trainer left stage 2's batches alone.
-  const first = async (identity: number, out: string) => {
-    const r = await train({ config: cfg({ iters: 1, identity, ckptEvery: 100, valEvery: 1000 }), ablation: 'no-degradation', data, out: join(root, out), quiet: true });
-    return r.lastLosses.l_psnr!;
-  };
+  const first = (identity: number, out: string) => firstStepLoss({ identity }, out);
   const [blurry, again, sharp] = [await first(0, 'id-0'), await first(0, 'id-0b'), await first(1, 'id-1')];
   assert.equal(again, blurry, 'the same run twice gives the same loss');
   assert.ok(Math.abs(sharp - blurry) > 0.01, `PSNR loss with sharp inputs ${sharp.toFixed(3)}, with blurry ${blurry.toFixed(3)}`);
 });
 
 test('permuteChannels reaches the batches: the first step sees other inputs; a non-boolean is refused', async () => {
-  const first = async (permuteChannels: boolean, out: string) => {
-    const r = await train({ config: cfg({ iters: 1, permuteChannels, ckptEvery: 100, valEvery: 1000 }), ablation: 'no-degradation', data, out: join(root, out), quiet: true });
-    return r.lastLosses.l_psnr!;
-  };
-  const [plain, permuted] = [await first(false, 'perm-0'), await first(true, 'perm-1')];
+  const [plain, permuted] = [await firstStepLoss({ permuteChannels: false }, 'perm-0'), await firstStepLoss({ permuteChannels: true }, 'perm-1')];
   assert.ok(Math.abs(permuted - plain) > 1e-4, `PSNR loss ${permuted} with permuted channels, ${plain} without`);
   assert.throws(() => loadConfig('cpu-stage2', { permuteChannels: 'yes' as unknown as boolean }), /expected true or false for permuteChannels, got "yes"/);
 });
