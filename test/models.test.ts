@@ -11,7 +11,7 @@ import { Tensor, tidy, noGrad, liveTensors } from '../src/engine/index.js';
 import { MsdiNet } from '../src/models/msdi-net.js';
 import { MSDI2E } from '../src/models/msdi2e.js';
 import { MultiscaleDiscriminator } from '../src/models/discriminator.js';
-import { scaleLatentInputs, zeroModulation } from '../src/models/spade.js';
+import { identitySkipBlocks, scaleLatentInputs, zeroModulation } from '../src/models/spade.js';
 import { loadStateDict } from '../src/nn/state-dict.js';
 import { psnrLoss, l1Loss } from '../src/losses/index.js';
 import type { Module } from '../src/nn/module.js';
@@ -136,6 +136,25 @@ test('zeroModulation: every SPADE starts as the identity, so the representation 
   }));
   trunk.dispose();
   joint.dispose();
+});
+
+test('identitySkipBlocks: a trunk with its ablation\'s weights then deblurs exactly as the ablation, and still learns the modulation', () => {
+  const fx = new Fixture('msdi_net_w4.eval.safetensors');
+  const ablation = new MsdiNet({ wf: 4, version: 2, degradation: false, spadeHidden: 16 }).eval();
+  const trunk = new MsdiNet({ wf: 4, version: 2, spadeHidden: 16 }).eval();
+  loadStateDict(trunk, ablation.stateDict(), { strict: false });
+  tidy(() => {
+    const x = fx.tensor('input');
+    const gap = () => noGrad(() => trunk.forward(x).out2.sub(ablation.forward(x).out2).abs().max().item());
+    assert.ok(gap() > 1e-3, `the skip blocks change the output before (${gap()})`);
+    assert.equal(identitySkipBlocks(trunk), 4);
+    assert.equal(gap(), 0);
+    // not a dead end: the loss reaches every block's modulation
+    trunk.forward(x).out2.pow(2).mean().backward();
+    for (const b of trunk.ad1_list!.items) assert.ok(b.norm_0.mlp_gamma.weight.grad!.abs().sum().item() > 0);
+  });
+  trunk.dispose();
+  ablation.dispose();
 });
 
 test('latentScale k computes what the network with its latent-reading weights scaled by k computes', () => {

@@ -120,6 +120,32 @@ export function zeroModulation(net: Module): number {
 }
 
 /**
+ * Makes every modulated skip block of a trunk (SPADEResnetBlock1, x + conv_0(lrelu(x * (1 +
+ * gamma) + beta))) give its input back: gamma = -1 (mlp_gamma: weight 0, bias -1), beta = 0
+ * and conv_0's bias 0. Loaded with its ablation's weights, the trunk then computes exactly what
+ * the ablation computes, so that stage 2 starts from the ablation and the representation adds
+ * only what training finds in it (scripts/warm-start-from-ablation.mts). zeroModulation is not
+ * enough for that: it leaves the block x + conv_0(lrelu(x)). conv_0 keeps its weight (a
+ * spectral-normalised zero would divide by zero), so the gradients still reach the modulation.
+ * Returns the number of blocks set.
+ */
+export function identitySkipBlocks(net: Module): number {
+  let n = 0;
+  tidy(() => {
+    for (const [, m] of net.namedModules()) {
+      if (!(m instanceof SPADEResnetBlock1)) continue;
+      const { mlp_gamma, mlp_beta } = m.norm_0;
+      for (const [t, value] of [[mlp_gamma.weight, 0], [mlp_gamma.bias, -1], [mlp_beta.weight, 0], [mlp_beta.bias, 0], [m.conv_0.bias, 0]] as const) {
+        t!.copy_(Tensor.zeros(t!.shape).add(value));
+      }
+      m.conv_0.unfold();
+      n++;
+    }
+  });
+  return n;
+}
+
+/**
  * The state-dict key of a trunk modulation's first convolution (SPADE1's mlp_shared.0 in
  * msdi_net / msdi2_net), which reads cat([skip features, latent map]): its last `labelNc`
  * input channels (labelNc = its output channels) are the latent map's.
