@@ -136,7 +136,7 @@ export function identitySkipBlocks(net: Module): number {
       if (!(m instanceof SPADEResnetBlock1)) continue;
       const { mlp_gamma, mlp_beta } = m.norm_0;
       for (const [t, value] of [[mlp_gamma.weight, 0], [mlp_gamma.bias, -1], [mlp_beta.weight, 0], [mlp_beta.bias, 0], [m.conv_0.bias, 0]] as const) {
-        t!.copy_(Tensor.zeros(t!.shape).add(value));
+        t!.copy_(Tensor.full(t!.shape, value));
       }
       m.conv_0.unfold();
       n++;
