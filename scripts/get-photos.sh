@@ -13,10 +13,14 @@
 #   lxqt-themes                                        /usr/share/lxqt/wallpapers/
 #   plasma-workspace-wallpapers                        /usr/share/wallpapers/*/contents/images/
 #   opencv-doc (sample images)                         /usr/share/doc/opencv-doc/examples/
-# opencv-doc installs ~270 MB of HTML (plus MathJax) for a dozen photos, so it is
-# not installed: its .deb is fetched with `apt-get download` and only the listed
-# files are extracted into $OUT/.pkg/. The other packages are apt-installed
-# (~195 MB installed, --no-install-recommends).
+#   kphotoalbum (demo photos)                          /usr/share/kphotoalbum/demo/
+#   libjxl-testdata, labelme-examples, libdlib19.1,    one to three test or example
+#   gdk-pixbuf-tests                                   photographs each
+# opencv-doc installs ~270 MB of HTML (plus MathJax) for a dozen photos, and the
+# others are whole applications, libraries or test suites, so none of them is
+# installed: each .deb is fetched with `apt-get download` (~185 MB together) and
+# only the listed files are extracted into $OUT/.pkg/. The wallpaper packages are
+# apt-installed (~195 MB installed, --no-install-recommends).
 #
 # Idempotent: re-running installs nothing new, copies only changed files and
 # removes files in train/ and val/ that are no longer in the split list.
@@ -37,6 +41,11 @@ INSTALL_PKGS=(
 # package -> path prefix of the files we take from it without installing it
 declare -A EXTRACT_PKGS=(
   [opencv-doc]=/usr/share/doc/opencv-doc/
+  [kphotoalbum]=/usr/share/kphotoalbum/
+  [libjxl-testdata]=/usr/share/libjxl-testdata/
+  [labelme-examples]=/usr/share/doc/labelme-examples/
+  [libdlib19.1]=/usr/share/doc/libdlib19.1/
+  [gdk-pixbuf-tests]=/usr/libexec/installed-tests/gdk-pixbuf/
 )
 
 log() { printf '[get-photos] %s\n' "$*" >&2; }
@@ -113,8 +122,15 @@ done
 # ---- copy into train/ and val/ ------------------------------------------------
 dest_name() { # /usr/share/wallpapers/Path/contents/images/2560x1600.jpg -> wallpapers_Path_2560x1600.jpg
   local n="${1#/usr/share/}"
+  n="${n#/usr/libexec/installed-tests/}"
   n="${n/\/contents\/images\//\/}"
   n="${n/doc\/opencv-doc\/examples\//opencv_}"
+  n="${n/doc\/labelme-examples\/examples\/tutorial\//labelme_}"
+  n="${n/doc\/libdlib19.1\/examples\/faces\//dlib_}"
+  n="${n/doc\/libdlib19.1\/examples\//dlib_}"
+  n="${n/gdk-pixbuf\/test-images\/reftests\//gdk-pixbuf_}"
+  n="${n/libjxl-testdata\/jxl\/flower\//libjxl_}"
+  n="${n/kphotoalbum\/demo\//kphotoalbum_}"
   printf '%s' "${n//\//_}"
 }
 mkdir -p "$OUT/train" "$OUT/val"

@@ -2,7 +2,7 @@
 # Trains msdi's bundled default weights on this machine, resumably: run it again after a stop
 # and every stage continues where it was (checkpoints every 100 steps).
 #
-#   1. data: 2400 training pairs and 100 validation pairs, synthesised from Debian photos
+#   1. data: 2400 training pairs and 200 validation pairs, synthesised from Debian photos
 #      (training and validation photos apart: scripts/photo-split.txt)
 #   2. stage 1: MSDI2E (joint reblurring / deblurring) with the cpu-stage1 preset: a 3000-step
 #      schedule, stopped after STAGE1_STOP steps (the stage-2 encoder comes from that checkpoint)
@@ -24,10 +24,11 @@ CHUNK="${CHUNK:-500}"
 msdi() { node bin/msdi.js "$@"; }
 mkdir -p "$RUNS"
 
-if [ ! -d data/photos/train ]; then bash scripts/get-photos.sh; fi
-# synth writes its report (synth-*.json) last: a folder without one is incomplete.
-ls "$RUNS"/synth-train/synth-*.json >/dev/null 2>&1 || { rm -rf "$RUNS/synth-train"; msdi synth --from data/photos/train --out "$RUNS/synth-train" --count 2400 --seed 1; }
-ls "$RUNS"/synth-val/synth-*.json >/dev/null 2>&1 || { rm -rf "$RUNS/synth-val"; msdi synth --from data/photos/val --out "$RUNS/synth-val" --count 100 --seed 2; }
+bash scripts/get-photos.sh # idempotent: picks up changes of scripts/photo-split.txt
+# Pairs made earlier are kept if complete and made from today's photos (photo-split.txt changes).
+current() { node scripts/lib/synth-is-current.mjs "$@"; }
+current "$RUNS/synth-train" data/photos/train || { rm -rf "$RUNS/synth-train"; msdi synth --from data/photos/train --out "$RUNS/synth-train" --count 2400 --seed 1; }
+current "$RUNS/synth-val" data/photos/val || { rm -rf "$RUNS/synth-val"; msdi synth --from data/photos/val --out "$RUNS/synth-val" --count 200 --seed 2; }
 data=(--data "$RUNS/synth-train" --val "$RUNS/synth-val")
 
 # Step count of a run: the newest checkpoint's number (0 when none).

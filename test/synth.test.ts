@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -362,5 +363,34 @@ describe('synthFolder', () => {
     for (const n of ['00002.png', '00003.png']) {
       assert.ok((await readFile(join(outA, 'input', n))).equals(await readFile(join(outD, 'input', n))));
     }
+  });
+});
+
+describe('scripts/lib/synth-is-current.mjs', () => {
+  const script = join(ROOT, 'scripts/lib/synth-is-current.mjs');
+  const check = (dir: string, photos: string) => spawnSync(process.execPath, [script, dir, photos], { encoding: 'utf8' });
+
+  test('pairs made from other photos than those now in the folder are stale', async () => {
+    const photos = await tmp();
+    await writeImageRGB(join(photos, 'p0.png'), discScene(200, 200, 2));
+    await writeImageRGB(join(photos, 'p1.png'), discScene(200, 200, 3));
+    const out = await tmp();
+    await synthFolder({ from: photos, out, count: 6, seed: 9, size: 64 });
+    assert.equal(check(out, photos).status, 0, check(out, photos).stderr);
+
+    await writeImageRGB(join(photos, 'p2.png'), discScene(200, 200, 4)); // a photo added
+    const added = check(out, photos);
+    assert.equal(added.status, 1);
+    assert.match(added.stderr, /1 photo\(s\) .* not used \(p2\.png/);
+
+    await rm(join(photos, 'p2.png'));
+    await rm(join(photos, 'p1.png')); // a photo moved to the other split
+    assert.match(check(out, photos).stderr, /no longer in .* \(p1\.png/);
+
+    await writeImageRGB(join(photos, 'p1.png'), discScene(200, 200, 3));
+    for (const n of await readdir(out)) if (n.endsWith('.json')) await rm(join(out, n)); // interrupted
+    const partial = check(out, photos);
+    assert.equal(partial.status, 1);
+    assert.match(partial.stderr, /no synth report/);
   });
 });
