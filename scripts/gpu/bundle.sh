@@ -27,7 +27,7 @@ node=$(command -v node)
 prefix=$(dirname "$(dirname "$(readlink -f "$node")")")
 cp "$prefix"/include/node/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} "$B/include/"
 tar -cJf "$B/nm.tar.xz" node_modules/sharp node_modules/@img node_modules/detect-libc node_modules/semver node_modules/node-addon-api
-[ -d data/photos/train ] || bash scripts/get-photos.sh
+bash scripts/get-photos.sh # idempotent: picks up changes of scripts/photo-split.txt
 node scripts/gpu/shrink-photos.mjs data/photos/train "$B/photos"
 node --import tsx scripts/gpu/representation.mts "$STAGE1" "$B/rep.safetensors"
 npm run --silent build:ts
