@@ -19,7 +19,7 @@ for w in "$rep" "$abl"; do
 done
 ls "$val"/synth-*.json >/dev/null 2>&1 || { echo "score-pair: $val: no msdi synth folder (synth-*.json)" >&2; exit 1; }
 # scores on an older held-out set are not comparable with the README's: say so, but go on
-node scripts/lib/synth-is-current.mjs "$val" data/photos/val 2>/dev/null \
+node --import tsx scripts/lib/synth-is-current.mts "$val" data/photos/val 2>/dev/null \
   || echo "score-pair: warning: $val was not made from the photos now in data/photos/val" >&2
 for w in "$rep" "$abl"; do
   node bin/msdi.js eval --input "$val" --target "$val" --weights "$w" --json "${w%.safetensors}.eval.json" | tail -n 4

@@ -26,7 +26,7 @@ mkdir -p "$RUNS"
 
 bash scripts/get-photos.sh # idempotent: picks up changes of scripts/photo-split.txt
 # Pairs made earlier are kept if complete and made from today's photos (photo-split.txt changes).
-current() { node scripts/lib/synth-is-current.mjs "$@"; }
+current() { node --import tsx scripts/lib/synth-is-current.mts "$@"; }
 current "$RUNS/synth-train" data/photos/train || { rm -rf "$RUNS/synth-train"; msdi synth --from data/photos/train --out "$RUNS/synth-train" --count 2400 --seed 1; }
 current "$RUNS/synth-val" data/photos/val || { rm -rf "$RUNS/synth-val"; msdi synth --from data/photos/val --out "$RUNS/synth-val" --count 200 --seed 2; }
 data=(--data "$RUNS/synth-train" --val "$RUNS/synth-val")

@@ -366,9 +366,10 @@ describe('synthFolder', () => {
   });
 });
 
-describe('scripts/lib/synth-is-current.mjs', () => {
-  const script = join(ROOT, 'scripts/lib/synth-is-current.mjs');
-  const check = (dir: string, photos: string) => spawnSync(process.execPath, [script, dir, photos], { encoding: 'utf8' });
+describe('scripts/lib/synth-is-current.mts', () => {
+  const script = join(ROOT, 'scripts/lib/synth-is-current.mts');
+  const check = (dir: string, photos: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', script, dir, photos], { cwd: ROOT, encoding: 'utf8' });
 
   test('pairs made from other photos than those now in the folder are stale', async () => {
     const photos = await tmp();
@@ -376,7 +377,8 @@ describe('scripts/lib/synth-is-current.mjs', () => {
     await writeImageRGB(join(photos, 'p1.png'), discScene(200, 200, 3));
     const out = await tmp();
     await synthFolder({ from: photos, out, count: 6, seed: 9, size: 64 });
-    assert.equal(check(out, photos).status, 0, check(out, photos).stderr);
+    const fresh = check(out, photos);
+    assert.equal(fresh.status, 0, fresh.stderr);
 
     await writeImageRGB(join(photos, 'p2.png'), discScene(200, 200, 4)); // a photo added
     const added = check(out, photos);

@@ -69,8 +69,15 @@ export function readScores(file: string): ScoredImage[] {
   });
 }
 
-/** Image name -> the photo it was cut from, from the synth-*.json records of an msdi synth folder. */
-export function photosOfPairs(dir: string): Map<string, string> {
+/** One pair's record in the synth-*.json reports of an msdi synth folder (the fields read here). */
+export interface SynthPairRecord {
+  name: string;
+  photo: string;
+  objectPhoto?: string;
+}
+
+/** Every pair's record from the synth-*.json reports of an msdi synth folder. */
+export function readSynthPairs(dir: string): SynthPairRecord[] {
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => /^synth-.*\.json$/.test(f)).sort();
@@ -78,12 +85,12 @@ export function photosOfPairs(dir: string): Map<string, string> {
     throw new Error(`${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`);
   }
   if (!files.length) throw new Error(`${dir}: no synth-*.json records (expected a folder made by msdi synth)`);
-  const photos = new Map<string, string>();
-  for (const f of files) {
-    const rec = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pairs?: { name: string; photo: string }[] };
-    for (const p of rec.pairs ?? []) photos.set(p.name, basename(p.photo));
-  }
-  return photos;
+  return files.flatMap((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pairs?: SynthPairRecord[] }).pairs ?? []);
+}
+
+/** Image name -> the photo it was cut from, from the synth-*.json records of an msdi synth folder. */
+export function photosOfPairs(dir: string): Map<string, string> {
+  return new Map(readSynthPairs(dir).map((p) => [p.name, basename(p.photo)]));
 }
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
