@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
 import { inferenceMode, tidy, type Tensor } from '../src/engine/index.js';
+import { meanDiff } from '../src/eval/compare.js';
 import { SIDE, centreCrop as centre, loadDeblurNetwork, psnr } from './lib/deblur-probe.mjs';
 
 const [weights, dir, count = '40'] = process.argv.slice(2);
@@ -34,7 +35,8 @@ const pairs = await Promise.all(names.map(async (name) => {
   if (blurry.width < SIDE || blurry.height < SIDE) throw new Error(`${join(dir, 'input', name)}: ${blurry.width}x${blurry.height}, smaller than ${SIDE}x${SIDE}`);
   return { blurry, sharp };
 }));
-const sums = { input: 0, own: 0, sharp: 0, other: 0, zeros: 0 };
+// per pair, so that each wrong representation's loss is a paired difference with its standard error
+const scores = { input: [] as number[], own: [] as number[], sharp: [] as number[], other: [] as number[], zeros: [] as number[] };
 const n = pairs.length;
 inferenceMode(() => {
   for (const [i, p] of pairs.entries()) {
@@ -44,16 +46,22 @@ inferenceMode(() => {
       // another pair's blurry image: a different blur (and scene) for the wrong-blur case
       const other = centre(imageToTensor(pairs[(i + Math.ceil(n / 2)) % n]!.blurry));
       const own = net.represent(blurry).latents;
-      const score = (latents: Tensor[]) => psnr(net.forward(blurry, latents).out2, sharp) / n;
-      sums.input += psnr(blurry, sharp) / n;
-      sums.own += score(own);
-      sums.sharp += score(net.represent(sharp).latents);
-      sums.other += score(net.represent(other).latents);
-      sums.zeros += score(own.map((l) => l.mul(0)));
+      const score = (latents: Tensor[]) => psnr(net.forward(blurry, latents).out2, sharp);
+      scores.input.push(psnr(blurry, sharp));
+      scores.own.push(score(own));
+      scores.sharp.push(score(net.represent(sharp).latents));
+      scores.other.push(score(net.represent(other).latents));
+      scores.zeros.push(score(own.map((l) => l.mul(0))));
     });
   }
 });
-const f = (v: number) => `${v.toFixed(2)} dB`;
-console.log(`${n} pairs, centre ${SIDE} crops: input ${f(sums.input)}; deblurred with its own representation ${f(sums.own)}, ` +
-  `with the sharp frame's ${f(sums.sharp)}, another pair's ${f(sums.other)}, zeros ${f(sums.zeros)}`);
+const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const f = (xs: number[]) => `${avg(xs).toFixed(2)} dB`;
+console.log(`${n} pairs, centre ${SIDE} crops: input ${f(scores.input)}; deblurred with its own representation ${f(scores.own)}, ` +
+  `with the sharp frame's ${f(scores.sharp)}, another pair's ${f(scores.other)}, zeros ${f(scores.zeros)}`);
+const loss = (wrong: number[]) => {
+  const d = meanDiff(scores.own.map((v, i) => v - wrong[i]!));
+  return `${d.mean >= 0 ? '+' : ''}${d.mean.toFixed(3)} +- ${d.se.toFixed(3)} dB`;
+};
+console.log(`its own representation ahead of: the sharp frame's ${loss(scores.sharp)}, another pair's ${loss(scores.other)}, zeros ${loss(scores.zeros)} (standard error, pairs independent)`);
 net.dispose();

@@ -95,7 +95,8 @@ export function photosOfPairs(dir: string): Map<string, string> {
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-function meanDiff(d: number[]): MeanDiff {
+/** The mean of paired differences and its standard error (the pairs taken as independent). */
+export function meanDiff(d: number[]): MeanDiff {
   const m = mean(d);
   const n = d.length;
   const variance = n > 1 ? d.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1) : NaN;
