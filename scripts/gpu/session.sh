@@ -17,7 +17,8 @@
 # G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
 # BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks),
 # AUTO_BATCH=1 (stage 2's batch and layout from an earlier step-bench.sh call on this machine).
-# PREPARE_ONLY=1: Node, the addon and the pairs only (the first of two calls on one machine).
+# PREPARE_ONLY=1: Node, the addon, the pairs and the checks only (the first of two calls on one
+# machine; set INIT2 there too, for the deblurring check).
 # INIT2 / INITA / INIT1: weights each run starts from, to continue earlier sessions' exports by
 # fine-tuning (default: stage 2 from $BUNDLE/rep.safetensors, the others from scratch).
 # SYNTH_LEVELS (e.g. 0.5,2): the pairs also at those blur levels (msdi synth --levels; three
@@ -49,11 +50,13 @@ gpu_addon || exit 1
 wait
 ls "$data"/synth-*.json >/dev/null 2>&1 || { log "synth failed"; exit 1; }
 log "pairs: $(ls "$data/input" | wc -l)"
-# PREPARE_ONLY=1: stop here. A warm machine keeps the addon and the pairs, so a session.sh call
-# right after spends its whole budget on the checks and the runs.
-[ "${PREPARE_ONLY:-0}" = 1 ] && { log "prepared"; exit 0; }
 
-# 4. the CUDA path against the CPU: the same few training steps, and a deblur (SKIP_CHECKS=1: not)
+# 4. the CUDA path against the CPU: the same few training steps, and a deblur (SKIP_CHECKS=1: not;
+# a call after one that ran them on this warm machine keeps their result)
+if [ -s "$W/checks.txt" ] && [ "${SKIP_CHECKS:-0}" != 1 ]; then
+  { echo "checks kept from an earlier call on this machine:"; cat "$W/checks.txt"; } > "$OUT/check.txt"
+  SKIP_CHECKS=1
+fi
 [ "${SKIP_CHECKS:-0}" = 1 ] || {
   small="$W/check-data"; rm -rf "$small"; mkdir -p "$small/input" "$small/target"
   for f in $(ls "$data/input" | head -8); do cp "$data/input/$f" "$small/input/"; cp "$data/target/$f" "$small/target/"; done
@@ -81,7 +84,11 @@ log "pairs: $(ls "$data/input" | wc -l)"
     echo "deblur check skipped: no $dw (set INIT2 or keep the bundled weights)"
   fi
 } 2>&1 | tee "$OUT/check.txt"
+[ "${SKIP_CHECKS:-0}" = 1 ] || cp "$OUT/check.txt" "$W/checks.txt"
 log "checks done"
+# PREPARE_ONLY=1: stop here. A warm machine keeps the addon, the pairs and the checks' result,
+# so a session.sh call right after spends its whole budget on the runs.
+[ "${PREPARE_ONLY:-0}" = 1 ] && { log "prepared"; exit 0; }
 
 # 5. the runs: a timed start of all of them together, then the real runs sized to the time left
 G2=${G2:-'{ "preset": "cpu-stage2", "crop": 256, "batch": 16, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
