@@ -16,7 +16,8 @@
 # RUNS (stage2 ablation stage1), CAL (steps of the timed start, 100),
 # G1 / G2 (JSON configs of the stage-1 / stage-2 runs), WORKERS (loader threads per run, 4),
 # BUILD=1 (build the addon with g++ on a CPU rehearsal too), SKIP_CHECKS=1 (no CPU-vs-GPU checks),
-# AUTO_BATCH=1 (stage 2's batch and layout from an earlier step-bench.sh call on this machine).
+# AUTO_BATCH=1 (stage 2's batch and layout from an earlier step-bench.sh call on this machine;
+# stage-2 runs alone are then sized from its step time, with no timed start).
 # PREPARE_ONLY=1: Node, the addon, the pairs and the checks only (the first of two calls on one
 # machine; set INIT2 there too, for the deblurring check).
 # INIT2 / INITA / INIT1: weights each run starts from, to continue earlier sessions' exports by
@@ -101,14 +102,15 @@ echo "$G2" > "$W/g2.json"; echo "$G1" > "$W/g1.json"
 # minute, but not at the price of many fewer steps for little gain).
 if [ "${AUTO_BATCH:-0}" = 1 ]; then
   if [ -s "$W/step-msdi.jsonl" ]; then
-    # prints the MSDI_CHANNELS_LAST value of the chosen layout (- for none), a tab, and why
-    IFS=$'\t' read -r layout pick < <(node -e '
+    # prints the MSDI_CHANNELS_LAST value of the chosen layout (- for none), its step in ms as the
+    # trainer runs steps (in a row), and why, separated by tabs
+    IFS=$'\t' read -r layout step_ms pick < <(node -e '
       const fs = require("fs");
       const cfgFile = process.argv[2];
       const g2 = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
       const wf = g2.wf ?? 8, amp = g2.amp ?? "off";
       const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.wf === wf && r.amp === amp);
-      if (!rows.length) { console.log(`-\tno benchmark row for wf ${wf}, amp ${amp}; G2 as given`); process.exit(0); }
+      if (!rows.length) { console.log(`-\t-\tno benchmark row for wf ${wf}, amp ${amp}; G2 as given`); process.exit(0); }
       // steps in a row, as the trainer runs them (benchmarks before that field: one step at a time)
       const cps = (r) => r.in_row_crops_per_s ?? r.crops_per_s;
       const best = new Map(); // batch -> its fastest layout
@@ -118,10 +120,10 @@ if [ "${AUTO_BATCH:-0}" = 1 ]; then
       for (const r of byBatch.slice(1)) if (cps(r) >= 1.25 * cps(pick)) pick = r;
       g2.batch = pick.batch;
       fs.writeFileSync(cfgFile, JSON.stringify(g2));
-      console.log(`${pick.layout === "nchw" ? 0 : 1}\tbatch ${pick.batch}, ${pick.layout} (${cps(pick)} crops/s; ${byBatch.map((r) => `${r.batch}: ${cps(r)} ${r.layout}`).join(", ")})`);
+      console.log(`${pick.layout === "nchw" ? 0 : 1}\t${pick.in_row_ms ?? pick.median_ms}\tbatch ${pick.batch}, ${pick.layout} (${cps(pick)} crops/s; ${byBatch.map((r) => `${r.batch}: ${cps(r)} ${r.layout}`).join(", ")})`);
     ' "$W/step-msdi.jsonl" "$W/g2.json")
     log "AUTO_BATCH: $pick" | tee -a "$OUT/check.txt"
-    [ "$layout" = - ] || { MSDI_CHANNELS_LAST=$layout; export MSDI_CHANNELS_LAST; }
+    [ "$layout" = - ] || { MSDI_CHANNELS_LAST=$layout; export MSDI_CHANNELS_LAST; BENCH_MS=$step_ms; }
   else
     log "AUTO_BATCH: no step benchmark in $W; G2 as given" | tee -a "$OUT/check.txt"
   fi
@@ -176,9 +178,18 @@ train() {
   local secs=$1; shift
   if [ "$secs" -lt 30 ]; then log "no time left to train $* ($secs s)" | tee -a "$OUT/check.txt"; return 1; fi
   for r in "$@"; do
-    s=$(rate "$W/cal-$r")
-    iters[$r]=$(node -e "console.log(Math.max(50, Math.floor($secs * 0.85 / $s / 50) * 50))")
-    log "$r: $s s a step (with $* at once; $(rate "$W/cal-$r" s_wait_per_it) s of it waiting for batches): ${iters[$r]} steps in $secs s" | tee -a "$OUT/check.txt"
+    if [ -n "${BENCH_MS:-}" ]; then
+      # from the step benchmark: runs side by side take turns on the GPU, so a step of each costs
+      # the sum of theirs (a little less in the eighth session of November 27: the ablation's step
+      # is cheaper, and the network runs alone once its ablation is done); 25 s for their start
+      s=$(node -e "console.log(($BENCH_MS * $# / 1000).toPrecision(3))")
+      iters[$r]=$(node -e "console.log(Math.max(50, Math.floor(($secs - 25) * 0.95 / $s / 50) * 50))")
+      log "$r: $s s a step (the step benchmark's $BENCH_MS ms, $# runs at once): ${iters[$r]} steps in $secs s" | tee -a "$OUT/check.txt"
+    else
+      s=$(rate "$W/cal-$r")
+      iters[$r]=$(node -e "console.log(Math.max(50, Math.floor($secs * 0.85 / $s / 50) * 50))")
+      log "$r: $s s a step (with $* at once; $(rate "$W/cal-$r" s_wait_per_it) s of it waiting for batches): ${iters[$r]} steps in $secs s" | tee -a "$OUT/check.txt"
+    fi
   done
   # both stage-2 runs get the steps of the slower of them, so that they compare at equal steps
   if [ -n "${iters[stage2]:-}" ] && [ -n "${iters[ablation]:-}" ]; then
@@ -197,6 +208,7 @@ if [ "${CHAIN:-0}" = 1 ]; then
   # (for a width with no representation yet: G1 and G2 with the same "wf"). SPLIT: stage 1's
   # share of the training time (0.5).
   RUNS="stage1 stage2 ablation"
+  BENCH_MS= # stage 1 has no step benchmark: timed starts size all three
   timed stage1
   INIT2=$(latest_ckpt "$W/cal-stage1") # the timed start of stage 2 needs a representation of its width
   [ -n "$INIT2" ] || { log "stage 1's timed start left no checkpoint" | tee -a "$OUT/check.txt"; exit 1; }
@@ -207,7 +219,13 @@ if [ "${CHAIN:-0}" = 1 ]; then
   [ -n "$INIT2" ] || { log "stage 1 left no checkpoint" | tee -a "$OUT/check.txt"; exit 1; }
   log "stage 1 done; stage 2 on $(basename "$INIT2")"
   train $(( $(left) - 50 )) stage2 ablation
+elif [ -n "${BENCH_MS:-}" ] && [[ " $RUNS " != *" stage1 "* ]]; then
+  # stage-2 runs at the benchmarked batch: sized from the benchmark, no timed start (48 s in the
+  # eighth session of November 27); 30 s kept for the exports (they took 2 s)
+  log "no timed start: the runs are sized from the step benchmark" | tee -a "$OUT/check.txt"
+  train $(( $(left) - 30 )) $RUNS
 else
+  BENCH_MS=
   timed $RUNS
   train $(( $(left) - 50 )) $RUNS
 fi
