@@ -28,7 +28,7 @@ const ablation = buildModel({ ...spec, arch: 'msdi_net', degradation: false }).e
 loadStateDict(net, weights, { source: netFile });
 loadStateDict(ablation, weights, { strict: false, source: netFile }); // the trunk; the rest is left out
 // every parameter of the ablation must come from NETWORK: none left at its initialisation
-const own = new Set(weights.keys());
+const own = new Set([...weights.keys()].map((k) => k.replace(/^module\./, ''))); // as loadStateDict reads them
 const missing = [...ablation.stateDict().keys()].filter((k) => !own.has(k));
 if (missing.length) {
   console.error(`ablation-from-network: ${netFile}: lacks ${missing.length} trunk tensors (${missing.slice(0, 3).join(', ')})`);

@@ -1,7 +1,8 @@
 /**
- * The bundled weights (weights/msdi-deblur.safetensors, trained by scripts/train-default.sh):
- * small enough to ship, the architecture the README says, and they make the bundled held-out
- * sample measurably closer to its sharp frame (the README's main job).
+ * The bundled weights (weights/msdi-deblur.safetensors, trained by scripts/train-default.sh, and
+ * their ablation, weights/msdi-deblur-ablation.safetensors): small enough to ship, the
+ * architecture the README says, and they make the bundled held-out sample measurably closer to
+ * its sharp frame (the README's main job).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +27,24 @@ test('bundled deblurring weights: float16 msdi2_net wf 8, at most 25 MB', () => 
     assert.equal(m.spec.degradation, true);
   } finally {
     m.dispose();
+  }
+});
+
+// The ablation the README compares the bundled network with (and the next GPU session continues
+// beside it): it must be the same configuration without the representation, or the comparison
+// is not like for like.
+test('bundled ablation: msdi_net without the representation, the width of the bundled network, at most 25 MB', () => {
+  const file = join(ROOT, 'weights', 'msdi-deblur-ablation.safetensors');
+  assert.ok(statSync(file).size <= 25 * 2 ** 20);
+  const net = loadModel();
+  const ablation = loadModel(file);
+  try {
+    assert.equal(ablation.spec.arch, 'msdi_net');
+    assert.equal(ablation.spec.degradation, false);
+    assert.equal(ablation.spec.wf, net.spec.wf);
+  } finally {
+    ablation.dispose();
+    net.dispose();
   }
 });
 

@@ -91,7 +91,8 @@ log "checks done"
 # so a session.sh call right after spends its whole budget on the runs.
 [ "${PREPARE_ONLY:-0}" = 1 ] && { log "prepared"; exit 0; }
 
-# 5. the runs: a timed start of all of them together, then the real runs sized to the time left
+# 5. the runs: a timed start of all of them together (or, for stage-2 runs with AUTO_BATCH, call 1's
+# step benchmark), then the real runs sized to the time left
 G2=${G2:-'{ "preset": "cpu-stage2", "crop": 256, "batch": 16, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
 G1=${G1:-'{ "preset": "cpu-stage1", "identity": 0.25, "encoderFrom": "reblur", "perceptual": "l1", "weights": { "pixel": 10, "gan": 1, "feat": 10, "perceptual": 10 }, "spadeHidden": 32, "crop": 256, "batch": 8, "ckptEvery": 250, "keepLast": 2, "logEvery": 20 }'}
 RUNS=${RUNS:-stage2 ablation stage1}
