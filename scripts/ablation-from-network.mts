@@ -10,7 +10,8 @@
 import { readNetworkWeights } from '../src/train/checkpoint.js';
 import { detectArch, buildModel } from '../src/models/registry.js';
 import { loadStateDict, saveWeights } from '../src/nn/state-dict.js';
-import { Tensor, noGrad, tidy, manualSeed } from '../src/engine/index.js';
+import type { MsdiNet } from '../src/models/msdi-net.js';
+import { outputGap } from './lib/output-gap.mjs';
 
 const [netFile, out] = process.argv.slice(2);
 if (!netFile || !out) {
@@ -23,24 +24,17 @@ if (!spec.degradation || spec.arch !== 'msdi2_net') {
   console.error(`ablation-from-network: ${netFile}: not msdi2_net weights with a representation`);
   process.exit(1);
 }
-const net = buildModel(spec).eval();
-const ablation = buildModel({ ...spec, arch: 'msdi_net', degradation: false }).eval();
+const net = buildModel(spec).eval() as MsdiNet;
+const ablation = buildModel({ ...spec, arch: 'msdi_net', degradation: false }).eval() as MsdiNet;
 loadStateDict(net, weights, { source: netFile });
-loadStateDict(ablation, weights, { strict: false, source: netFile }); // the trunk; the rest is left out
-// every parameter of the ablation must come from NETWORK: none left at its initialisation
-const own = new Set([...weights.keys()].map((k) => k.replace(/^module\./, ''))); // as loadStateDict reads them
-const missing = [...ablation.stateDict().keys()].filter((k) => !own.has(k));
-if (missing.length) {
-  console.error(`ablation-from-network: ${netFile}: lacks ${missing.length} trunk tensors (${missing.slice(0, 3).join(', ')})`);
+try {
+  // the trunk, every tensor of it from NETWORK (none left at its initialisation); the rest left out
+  loadStateDict(ablation, weights, { strict: 'missing', source: netFile });
+} catch (e) {
+  console.error(`ablation-from-network: ${(e as Error).message}`);
   process.exit(1);
 }
-
-manualSeed(0);
-const diff = tidy(() => noGrad(() => {
-  const x = Tensor.rand([1, 3, 64, 64]);
-  const run = (m: typeof net) => (m.forward(x) as { out2: Tensor }).out2;
-  return run(net).sub(run(ablation)).abs().mean().item();
-}));
+const diff = outputGap(net, ablation).mean;
 saveWeights(ablation, out, {
   half: true,
   metadata: {

@@ -10,7 +10,8 @@ import { readNetworkWeights } from '../src/train/checkpoint.js';
 import { detectArch, buildModel } from '../src/models/registry.js';
 import { loadStateDict, saveWeights } from '../src/nn/state-dict.js';
 import { identitySkipBlocks } from '../src/models/spade.js';
-import { Tensor, noGrad, tidy, manualSeed } from '../src/engine/index.js';
+import type { MsdiNet } from '../src/models/msdi-net.js';
+import { outputGap } from './lib/output-gap.mjs';
 
 const [ablFile, repFile, out] = process.argv.slice(2);
 if (!ablFile || !repFile || !out) {
@@ -28,19 +29,14 @@ const repSpec = detectArch(rep, repFile);
 if (ablSpec.degradation) fail(`${ablFile}: has a representation; expected the no-degradation ablation`);
 if (!repSpec.degradation || repSpec.arch !== 'msdi2_net') fail(`${repFile}: not msdi2_net weights with a representation`);
 
-const ablation = buildModel(ablSpec).eval();
-const net = buildModel(repSpec).eval();
+const ablation = buildModel(ablSpec).eval() as MsdiNet;
+const net = buildModel(repSpec).eval() as MsdiNet;
 loadStateDict(ablation, abl, { source: ablFile });
 loadStateDict(net, rep, { source: repFile });
 loadStateDict(net, abl, { strict: false, source: ablFile }); // the trunk; shapes checked (the same wf)
 identitySkipBlocks(net);
 
-manualSeed(0);
-const diff = tidy(() => noGrad(() => {
-  const x = Tensor.rand([1, 3, 64, 64]);
-  const run = (m: typeof net) => (m.forward(x) as { out2: Tensor }).out2;
-  return run(net).sub(run(ablation)).abs().max().item();
-}));
+const diff = outputGap(net, ablation).max;
 if (!(diff < 1e-4)) fail(`the merged network differs from the ablation by ${diff}`);
 saveWeights(net, out, {
   half: true,

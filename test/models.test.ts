@@ -13,6 +13,7 @@ import { MSDI2E } from '../src/models/msdi2e.js';
 import { MultiscaleDiscriminator } from '../src/models/discriminator.js';
 import { identitySkipBlocks, scaleLatentInputs, zeroModulation } from '../src/models/spade.js';
 import { loadStateDict } from '../src/nn/state-dict.js';
+import { rawToTensor } from '../src/engine/raw.js';
 import { psnrLoss, l1Loss } from '../src/losses/index.js';
 import type { Module } from '../src/nn/module.js';
 
@@ -265,7 +266,7 @@ test('MultiscaleDiscriminator: every intermediate feature of both scales matches
   d.dispose();
 });
 
-test('strict loading names missing, unexpected and mis-shaped keys', () => {
+test('strict loading names missing, unexpected and mis-shaped keys; \'missing\' refuses only missing ones', () => {
   const fx = new Fixture('msdi_net_w4.weights.safetensors');
   const net = new MsdiNet({ wf: 4, version: 1 });
   const broken = new Map(fx.raw);
@@ -275,8 +276,16 @@ test('strict loading names missing, unexpected and mis-shaped keys', () => {
     /w\.safetensors: .*missing keys: last\.weight.*unexpected keys: extra\.weight/);
   const wide = new MsdiNet({ wf: 8, version: 1 });
   assert.throws(() => loadStateDict(wide, fx.raw, { source: 'w4.safetensors' }), /mis-shaped keys: .*\(file \[/);
+  // 'missing': a module filled from part of a larger file (the ablation from a network's trunk)
+  const trunk = new MsdiNet({ wf: 4, version: 1, degradation: false });
+  loadStateDict(trunk, fx.raw, { strict: 'missing', source: 'w4.safetensors' });
+  assert.equal(tidy(() => trunk.stateDict().get('last.weight')!.sub(rawToTensor(fx.raw.get('last.weight')!)).abs().max().item()), 0);
+  const lacking = new Map(fx.raw);
+  lacking.delete('last.weight');
+  assert.throws(() => loadStateDict(trunk, lacking, { strict: 'missing', source: 'w.safetensors' }), /missing keys: last\.weight$/);
   net.dispose();
   wide.dispose();
+  trunk.dispose();
 });
 
 test('the SPADE hidden width is read off the keys: official 128, our narrowed CPU configs their own', async () => {

@@ -16,8 +16,11 @@ export class StateDictError extends Error {
 const IGNORABLE = /(^|\.)num_batches_tracked$/;
 
 export interface LoadOptions {
-  /** Refuse missing or unexpected keys (default true). Shape mismatches always fail. */
-  strict?: boolean;
+  /**
+   * Refuse missing or unexpected keys (default true); 'missing': refuse missing keys only, to fill
+   * a module from part of a larger file (a trunk). Shape mismatches always fail.
+   */
+  strict?: boolean | 'missing';
   /** Named in error messages (the weights file). */
   source?: string;
 }
@@ -39,7 +42,7 @@ export function loadStateDict(module: Module, entries: Map<string, RawTensor | T
   const list = (xs: string[]) => xs.slice(0, 8).join(', ') + (xs.length > 8 ? `, ... (${xs.length} in all)` : '');
   if (misShaped.length) problems.push(`mis-shaped keys: ${list(misShaped)}`);
   if (strict && missing.length) problems.push(`missing keys: ${list(missing)}`);
-  if (strict && unexpected.length) problems.push(`unexpected keys: ${list(unexpected)}`);
+  if (strict === true && unexpected.length) problems.push(`unexpected keys: ${list(unexpected)}`);
   if (problems.length) {
     throw new StateDictError(`${o.source ?? 'state dict'}: does not fit ${module.constructor.name}: ${problems.join('; ')}`);
   }
