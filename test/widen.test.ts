@@ -2,7 +2,7 @@
  * Widening a trained deblurring network (src/models/widen.ts, scripts/widen-network.mts): the
  * wider network deblurs a real image as the narrow one does, in evaluation and in training mode
  * (spectral power iterations included), and its new channels get gradients, so training can go on
- * from there.
+ * from there; a stage-2 run given narrower weights than its config's wf widens them so.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,8 @@ import { DEFAULT_WEIGHTS } from '../src/eval/model.js';
 import { readImageRGB } from '../src/data/image-io.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { psnrLoss } from '../src/losses/index.js';
+import { Stage2Task } from '../src/train/tasks.js';
+import { PRESETS } from '../src/train/config.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ABLATION = join(ROOT, 'weights', 'msdi-deblur-ablation.safetensors');
@@ -99,4 +101,23 @@ test('widening refuses a narrower network as the target', () => {
     a.dispose();
     b.dispose();
   }
+});
+
+test('stage 2 started from narrower weights (a config with a larger wf) widens them: the run starts from what they compute', async () => {
+  const x = await sampleCrop();
+  for (const [file, ablation] of [[DEFAULT_WEIGHTS.deblur, 'none'], [ABLATION, 'no-degradation']] as const) {
+    const weights = readNetworkWeights(file);
+    const narrow = buildModel(detectArch(weights, file)).eval() as MsdiNet;
+    loadStateDict(narrow, weights);
+    const task = new Stage2Task({ ...PRESETS['cpu-stage2'], wf: 12 }, ablation, { tensors: weights, source: file });
+    try {
+      assert.equal(task.g.stateDict().get('conv_01.weight')!.shape[0], 12);
+      const gap = tidy(() => noGrad(() => task.restore(x).sub(narrow.forward(x).out2).abs().max().item()));
+      assert.ok(gap < 1e-5, `${file}: the widened run's network differs by ${gap}`);
+    } finally {
+      task.dispose();
+      narrow.dispose();
+    }
+  }
+  x.dispose();
 });

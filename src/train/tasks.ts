@@ -20,7 +20,8 @@ import { MultiscaleDiscriminator } from '../models/discriminator.js';
 import { scaleLatentInputs, zeroModulation } from '../models/spade.js';
 import { l1Loss, gradientL1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
-import { detectArch, isRepresentationKey } from '../models/registry.js';
+import { buildModel, detectArch, isRepresentationKey, type ArchSpec } from '../models/registry.js';
+import { widenStateDict } from '../models/widen.js';
 import type { RawTensor } from '../engine/io/index.js';
 import type { TrainConfig, Ablation } from './config.js';
 
@@ -358,12 +359,30 @@ export class Stage2Task implements Task {
       // Non-strict: only the representation is loaded; shapes are still checked.
       loadStateDict(this.g, rep, { strict: false, source: init.source });
     } else if (arch === 'msdi2_net' || arch === 'msdi_net') {
-      // Fine-tuning: every weight, strictly (the same width, SPADE width and representation).
-      loadStateDict(this.g, init.tensors, { source: init.source });
+      // Fine-tuning: every weight, strictly (the same width, SPADE width and representation);
+      // narrower weights are widened to this run's wf first, the same function (models/widen.ts).
+      const spec = detectArch(init.tensors, init.source);
+      if (spec.wf < this.cfg.wf && spec.degradation === degradation) this.#widenFrom(init, spec);
+      else loadStateDict(this.g, init.tensors, { source: init.source });
       // weights as exported compute with latentScale 1: the same function under this run's scale
       if (this.cfg.latentScale !== 1) scaleLatentInputs(this.g, 1 / this.cfg.latentScale);
     } else {
       throw new Error(`${init.source}: stage 2 starts from stage-1 (MSDI2E) or stage-2 (msdi2_net) weights, not ${arch}`);
+    }
+  }
+
+  #widenFrom(init: InitWeights, spec: ArchSpec): void {
+    const narrow = buildModel(spec);
+    try {
+      loadStateDict(narrow, init.tensors, { source: init.source });
+      const widened = widenStateDict(narrow.stateDict(), this.g.stateDict());
+      try {
+        loadStateDict(this.g, widened, { source: `${init.source} (widened from wf ${spec.wf})` });
+      } finally {
+        for (const t of widened.values()) t.dispose();
+      }
+    } finally {
+      narrow.dispose();
     }
   }
 
