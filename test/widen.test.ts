@@ -19,7 +19,7 @@ import { readImageRGB } from '../src/data/image-io.js';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { psnrLoss } from '../src/losses/index.js';
 import { Stage2Task } from '../src/train/tasks.js';
-import { PRESETS } from '../src/train/config.js';
+import { PRESETS, loadConfig } from '../src/train/config.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ABLATION = join(ROOT, 'weights', 'msdi-deblur-ablation.safetensors');
@@ -90,7 +90,8 @@ test('the new channels of a widened network get gradients', async () => {
   }
 });
 
-test('widening refuses a narrower network as the target', () => {
+test('widening refuses a narrower network as the target, and a config an odd wf', () => {
+  assert.throws(() => loadConfig('cpu-stage2', { wf: 11 }), /expected an even number for wf, got 11/);
   manualSeed(0);
   const spec = { arch: 'msdi_net' as const, wf: 4, ndf: 4, degradation: false, reblur: true, spadeHidden: 16 };
   const a = buildModel(spec);

@@ -212,6 +212,8 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   for (const k of ['wf', 'ndfD', 'crop', 'batch', 'iters', 'spadeHidden', 'logEvery', 'valEvery', 'ckptEvery', 'keepLast', 'valCount', 'valSide'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw bad(k, 'a positive integer');
   }
+  // HIN normalises half of every block's channels, and the widths double from wf at each scale
+  if (cfg.wf % 2) throw bad('wf', 'an even number');
   if (!Number.isInteger(cfg.workers) || cfg.workers < 0) throw bad('workers', 'a non-negative integer');
   if (!Number.isSafeInteger(cfg.seed)) throw bad('seed', 'an integer');
   if (cfg.tMax !== undefined && !(Number.isInteger(cfg.tMax) && cfg.tMax >= 1)) throw bad('tMax', 'a positive integer (the schedule length)');

@@ -375,7 +375,12 @@ export class Stage2Task implements Task {
     const narrow = buildModel(spec);
     try {
       loadStateDict(narrow, init.tensors, { source: init.source });
-      const widened = widenStateDict(narrow.stateDict(), this.g.stateDict());
+      let widened: Map<string, Tensor>;
+      try {
+        widened = widenStateDict(narrow.stateDict(), this.g.stateDict());
+      } catch (e) {
+        throw new Error(`${init.source}: wf ${spec.wf} to ${this.cfg.wf}: ${(e as Error).message}`);
+      }
       try {
         loadStateDict(this.g, widened, { source: `${init.source} (widened from wf ${spec.wf})` });
       } finally {
