@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { imageToTensor } from '../src/eval/reblur.js';
 import { readImageRGB } from '../src/data/image-io.js';
 import { inferenceMode, tidy, type Tensor } from '../src/engine/index.js';
-import { meanDiff } from '../src/eval/compare.js';
+import { mean, meanDiff } from '../src/eval/compare.js';
 import { SIDE, centreCrop as centre, loadDeblurNetwork, psnr } from './lib/deblur-probe.mjs';
 
 const [weights, dir, count = '40'] = process.argv.slice(2);
@@ -55,8 +55,7 @@ inferenceMode(() => {
     });
   }
 });
-const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-const f = (xs: number[]) => `${avg(xs).toFixed(2)} dB`;
+const f = (xs: number[]) => `${mean(xs).toFixed(2)} dB`;
 console.log(`${n} pairs, centre ${SIDE} crops: input ${f(scores.input)}; deblurred with its own representation ${f(scores.own)}, ` +
   `with the sharp frame's ${f(scores.sharp)}, another pair's ${f(scores.other)}, zeros ${f(scores.zeros)}`);
 const loss = (wrong: number[]) => {

@@ -7,7 +7,7 @@ import { manualSeed } from '../src/engine/index.js';
 import { readNetworkWeights } from '../src/train/checkpoint.js';
 import { detectArch, buildModel } from '../src/models/registry.js';
 import { loadStateDict, saveWeights } from '../src/nn/state-dict.js';
-import { widenStateDict } from '../src/models/widen.js';
+import { loadWidened } from '../src/models/widen.js';
 import type { MsdiNet } from '../src/models/msdi-net.js';
 import { outputGap } from './lib/output-gap.mjs';
 
@@ -29,9 +29,7 @@ const narrow = buildModel(spec).eval() as MsdiNet;
 loadStateDict(narrow, weights, { source: netFile });
 manualSeed(Number(seedArg ?? 0));
 const wide = buildModel({ ...spec, wf, ndf: wf }).eval() as MsdiNet;
-const widened = widenStateDict(narrow.stateDict(), wide.stateDict());
-loadStateDict(wide, widened, { source: netFile });
-for (const t of widened.values()) t.dispose();
+loadWidened(wide, narrow, netFile);
 const gap = outputGap(narrow, wide);
 if (gap.max > 1e-4) fail(`the widened network deblurs differently (largest difference ${gap.max.toExponential(2)})`);
 saveWeights(wide, out, {

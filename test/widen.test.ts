@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { manualSeed, noGrad, tidy, type Tensor } from '../src/engine/index.js';
 import { buildModel, detectArch } from '../src/models/registry.js';
-import { widenStateDict } from '../src/models/widen.js';
+import { loadWidened, widenStateDict } from '../src/models/widen.js';
 import type { MsdiNet } from '../src/models/msdi-net.js';
 import { loadStateDict } from '../src/nn/state-dict.js';
 import { readNetworkWeights } from '../src/train/checkpoint.js';
@@ -32,9 +32,7 @@ function narrowAndWide(file: string, wf: number): { narrow: MsdiNet; wide: MsdiN
   loadStateDict(narrow, weights, { source: file });
   manualSeed(0);
   const wide = buildModel({ ...spec, wf, ndf: wf }) as MsdiNet;
-  const widened = widenStateDict(narrow.stateDict(), wide.stateDict());
-  loadStateDict(wide, widened);
-  for (const t of widened.values()) t.dispose();
+  loadWidened(wide, narrow);
   return { narrow, wide };
 }
 

@@ -93,7 +93,8 @@ export function photosOfPairs(dir: string): Map<string, string> {
   return new Map(readSynthPairs(dir).map((p) => [p.name, basename(p.photo)]));
 }
 
-const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+/** The arithmetic mean. */
+export const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 /** The mean of paired differences and its standard error (the pairs taken as independent). */
 export function meanDiff(d: number[]): MeanDiff {

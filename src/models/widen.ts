@@ -19,6 +19,8 @@
  * Channel counts that do not scale with wf (image channels, the SPADE hidden width) stay.
  */
 import { Tensor } from '../engine/index.js';
+import type { Module } from '../nn/module.js';
+import { loadStateDict } from '../nn/state-dict.js';
 import { isRepresentationKey } from './registry.js';
 
 /** Inputs that concatenate two groups of channels: [up-sampled, bridge], [conv_02, SAM], [x, latent]. */
@@ -59,6 +61,16 @@ export function widenStateDict(narrow: Map<string, Tensor>, wide: Map<string, Te
     out.set(key, Tensor.fromArray(widenTensor(key, t, w, narrow), w.shape));
   }
   return out;
+}
+
+/** Loads `narrow`'s weights, widened, into `wide` (built at the larger wf; its initialisation is what new channels keep). */
+export function loadWidened(wide: Module, narrow: Module, source?: string): void {
+  const widened = widenStateDict(narrow.stateDict(), wide.stateDict());
+  try {
+    loadStateDict(wide, widened, { source });
+  } finally {
+    for (const t of widened.values()) t.dispose();
+  }
 }
 
 function widenTensor(key: string, t: Tensor, w: Tensor, narrow: Map<string, Tensor>): Float32Array {

@@ -21,7 +21,7 @@ import { scaleLatentInputs, zeroModulation } from '../models/spade.js';
 import { l1Loss, gradientL1Loss, psnrLoss, hingeD, hingeG, featureMatching, type PerceptualLoss } from '../losses/index.js';
 import { loadStateDict } from '../nn/state-dict.js';
 import { buildModel, detectArch, isRepresentationKey, type ArchSpec } from '../models/registry.js';
-import { widenStateDict } from '../models/widen.js';
+import { loadWidened } from '../models/widen.js';
 import type { RawTensor } from '../engine/io/index.js';
 import type { TrainConfig, Ablation } from './config.js';
 
@@ -375,17 +375,9 @@ export class Stage2Task implements Task {
     const narrow = buildModel(spec);
     try {
       loadStateDict(narrow, init.tensors, { source: init.source });
-      let widened: Map<string, Tensor>;
-      try {
-        widened = widenStateDict(narrow.stateDict(), this.g.stateDict());
-      } catch (e) {
-        throw new Error(`${init.source}: wf ${spec.wf} to ${this.cfg.wf}: ${(e as Error).message}`);
-      }
-      try {
-        loadStateDict(this.g, widened, { source: `${init.source} (widened from wf ${spec.wf})` });
-      } finally {
-        for (const t of widened.values()) t.dispose();
-      }
+      loadWidened(this.g, narrow);
+    } catch (e) {
+      throw new Error(`${init.source}: wf ${spec.wf} to ${this.cfg.wf}: ${(e as Error).message}`);
     } finally {
       narrow.dispose();
     }
