@@ -403,7 +403,11 @@ test('config files: unknown or bad fields are refused by name; weights merge int
     ['tMax', 0, 'a positive integer'], ['lr', -1, 'a positive number'], ['clip', Number.NaN, 'a non-negative number']] as const) {
     assert.throws(() => loadConfig('cpu-stage2', { [k]: v }), new RegExp(`expected ${what}.* for ${k}, got ${v}$`), `${k} ${v}`);
   }
-  assert.throws(() => load({ preset: 'cpu-stage1', perceptual: 'vgg' }), /expected "none" or "l1".* for perceptual, got "vgg"/);
+  assert.throws(() => load({ preset: 'cpu-stage1', perceptual: 'vgg' }), /^Error: .*cfg\.json: expected "none" or "l1".* for perceptual, got "vgg"/);
+  // the error names where the bad value came from: the file, a preset, or the command line
+  assert.throws(() => load({ preset: 'cpu-stage2', wf: 7 }), /cfg\.json: expected an even number for wf, got 7/);
+  assert.throws(() => loadConfig('cpu-stage2', { crop: 24 }), /^Error: command line: expected a multiple of 16 for crop, got 24/);
+  assert.throws(() => load({ preset: 'cpu-stage1', levelWeight: 1 }), /cfg\.json: levelWeight needs levels/);
   assert.throws(() => load({ preset: 'cpu-stage1', weights: { gan: 'x' } }), /for weights/);
   const c1 = load({ preset: 'cpu-stage1', weights: { gan: 2 } });
   assert.deepEqual(c1.weights, { pixel: 10, gan: 2, feat: 10, perceptual: 10 }, 'the preset\'s other weights stay');

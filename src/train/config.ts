@@ -182,7 +182,7 @@ export function loadConfig(nameOrFile: string, overrides: Partial<TrainConfig> =
     if (!from) throw new Error(`${nameOrFile}: expected "stage1" or "stage2" for stage, got ${JSON.stringify(json.stage)}`);
     base = { ...from, ...rest, weights: { ...from.weights, ...rest.weights } } as TrainConfig;
   }
-  return withOverrides(base, overrides);
+  return withOverrides(base, overrides, PRESETS[nameOrFile] ? `preset ${nameOrFile}` : nameOrFile);
 }
 
 /**
@@ -201,14 +201,17 @@ export function loadRunConfig(file: string, overrides: Partial<TrainConfig> = {}
   if (!cfg.stage || !PRESETS[`cpu-${cfg.stage}`]) throw new Error(`${file}: not a run configuration (no "stage")`);
   // A saved config holds every field that existed when the run started; the ones added since
   // take their official (COMMON) values, whatever the cpu presets set them to.
-  return withOverrides({ ...COMMON, ...cfg } as TrainConfig, overrides);
+  return withOverrides({ ...COMMON, ...cfg } as TrainConfig, overrides, file);
 }
 
-function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
-  const cfg = { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as TrainConfig;
+/** `source` (the config file or preset) names where a bad value came from, unless an override set it. */
+function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>, source: string): TrainConfig {
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const cfg = { ...base, ...given } as TrainConfig;
   // numbers as they are (JSON would print NaN as null), anything else as JSON
   const shown = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
-  const bad = (k: string, what: string) => new Error(`config: expected ${what} for ${k}, got ${shown(cfg[k as keyof TrainConfig])}`);
+  const from = (k: string) => (k in given ? 'command line' : source);
+  const bad = (k: string, what: string) => new Error(`${from(k)}: expected ${what} for ${k}, got ${shown(cfg[k as keyof TrainConfig])}`);
   for (const k of ['wf', 'ndfD', 'crop', 'batch', 'iters', 'spadeHidden', 'logEvery', 'valEvery', 'ckptEvery', 'keepLast', 'valCount', 'valSide'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw bad(k, 'a positive integer');
   }
@@ -227,7 +230,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (cfg.perceptual !== 'none' && cfg.perceptual !== 'l1') throw bad('perceptual', '"none" or "l1" (the official VGG19 needs ImageNet weights msdi cannot download)');
   if (typeof cfg.zeroModulation !== 'boolean') throw bad('zeroModulation', 'true or false');
   if (!(Number.isFinite(cfg.latentScale) && cfg.latentScale > 0)) throw bad('latentScale', 'a positive number');
-  if (cfg.stage === 'stage1' && cfg.latentScale !== 1) throw new Error('config: latentScale is for stage 2 (the deblurring network\'s modulations)');
+  if (cfg.stage === 'stage1' && cfg.latentScale !== 1) throw new Error(`${from('latentScale')}: latentScale is for stage 2 (the deblurring network's modulations)`);
   if (!(cfg.identity >= 0 && cfg.identity <= 1)) throw bad('identity', 'a fraction in [0, 1]');
   if (typeof cfg.permuteChannels !== 'boolean') throw bad('permuteChannels', 'true or false');
   if (cfg.encoderFrom !== 'both' && cfg.encoderFrom !== 'reblur') throw bad('encoderFrom', '"both" or "reblur"');
@@ -236,9 +239,9 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>): Trai
   if (cfg.crop % 16 !== 0) throw bad('crop', 'a multiple of 16');
   if (!Array.isArray(cfg.levels) || !cfg.levels.every(isLevel)) throw bad('levels', 'a list of numbers in (0, 4]');
   if (!(cfg.levelWeight >= 0)) throw bad('levelWeight', 'a non-negative number');
-  if (cfg.levelWeight > 0 && !cfg.levels.length) throw new Error('config: levelWeight needs levels (the level-L/ folders to read)');
+  if (cfg.levelWeight > 0 && !cfg.levels.length) throw new Error(`${from('levelWeight')}: levelWeight needs levels (the level-L/ folders to read)`);
   if (!(cfg.levelGradWeight >= 0)) throw bad('levelGradWeight', 'a non-negative number');
-  if (cfg.levelGradWeight > 0 && !(cfg.levelWeight > 0)) throw new Error('config: levelGradWeight needs levelWeight (it scores the same level outputs)');
+  if (cfg.levelGradWeight > 0 && !(cfg.levelWeight > 0)) throw new Error(`${from('levelGradWeight')}: levelGradWeight needs levelWeight (it scores the same level outputs)`);
   return cfg;
 }
 
