@@ -360,6 +360,20 @@ test('msdi export: the network of a run as weights; it refuses to replace a file
   const ckpt = listCheckpoints(out).pop()!.file;
   assert.throws(() => exportCommand([ckpt, '-o', ckpt, '--force']), /would overwrite the checkpoint it exports/);
   assert.ok(readSafetensors(ckpt).metadata.msdi, 'the checkpoint is still a checkpoint');
+  // a run stopped halfway: the export says these are not its final weights
+  const half = join(root, 'export-half');
+  await train({ config: cfg({ iters: 4, ckptEvery: 2 }), ablation: 'no-degradation', data, out: half, quiet: true, stopAfter: 2 });
+  const said: string[] = [];
+  const error = console.error;
+  console.error = (m: string) => void said.push(m);
+  try {
+    quietly(() => exportCommand([half, '-o', join(root, 'half.safetensors')]));
+    quietly(() => exportCommand([out, '-o', w, '--force']));
+  } finally {
+    console.error = error;
+  }
+  assert.equal(said.length, 1, 'only the unfinished run is flagged');
+  assert.match(said[0], /ckpt-0+2\.safetensors: step 2 of the run's 4: not its final weights/);
 });
 
 test('the curves plot takes a long run (200 000 log records)', () => {

@@ -41,4 +41,7 @@ export function exportCommand(argv: string[]): void {
     net.dispose();
   }
   console.log(`${values.out}: ${spec.arch} wf ${spec.wf} after ${meta.step} steps${values.half ? ' (float16)' : ''}`);
+  // An export taken while a run still trains is easily mistaken for its result (it happened).
+  const iters = meta.config?.iters;
+  if (iters && meta.step < iters) console.error(`msdi export: ${file}: step ${meta.step} of the run's ${iters}: not its final weights (the run has not finished)`);
 }
