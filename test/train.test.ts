@@ -55,6 +55,20 @@ test('a few stage-2 steps on tiny data lower the PSNR loss', async () => {
   assert.ok(existsSync(join(out, 'final.safetensors')) && existsSync(join(out, 'curves.svg')));
 });
 
+test('warmup: the rate rises linearly over the first steps, then follows the cosine', async () => {
+  const { scheduledLr, cosineLr } = await import('../src/train/schedule.js');
+  assert.equal(scheduledLr(0, 1, 0, 10, 4), 0.25);
+  assert.equal(scheduledLr(2, 1, 0, 10, 4), 0.75 * cosineLr(2, 1, 0, 10));
+  assert.equal(scheduledLr(4, 1, 0, 10, 4), cosineLr(4, 1, 0, 10));
+  assert.equal(scheduledLr(0, 1, 0, 10, 0), 1);
+  // a run logs the rate of each step: a quarter of the cosine's, then a half, three quarters, all of it
+  const out = join(root, 'warmup');
+  await train({ config: cfg({ iters: 6, lr: 1e-3, warmup: 4, etaMin: 0, logEvery: 1, ckptEvery: 100, valEvery: 1000 }), ablation: 'no-degradation', data, out, quiet: true });
+  const lrs = new RunLog(join(out, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r.lr as number);
+  assert.deepEqual(lrs, [0, 1, 2, 3, 4, 5].map((t) => cosineLr(t, 1e-3, 0, 6) * Math.min(1, (t + 1) / 4)));
+  assert.throws(() => loadConfig('cpu-stage2', { warmup: -1 }), /expected a non-negative integer \(steps\) for warmup, got -1$/);
+});
+
 test('amp bf16: both stages train in bfloat16 autocast close to float32, and keep float32 weights', async () => {
   const curve = (dir: string, key: string) => new RunLog(join(dir, 'log.jsonl')).read().filter((r) => r.kind === 'train').map((r) => r[key] as number);
   for (const [stage, key] of [['stage2', 'l_psnr'], ['stage1', 'l_pix']] as const) {

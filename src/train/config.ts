@@ -26,6 +26,8 @@ export interface TrainConfig {
   etaMin: number;
   /** cosine period (BasicSR's T_max); defaults to iters */
   tMax?: number;
+  /** linear warm-up of both rates over this many first steps (scheduledLr); 0: none */
+  warmup: number;
   /** max gradient norm; 0 disables */
   clip: number;
   /**
@@ -121,7 +123,7 @@ export interface TrainConfig {
 }
 
 const COMMON = {
-  betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, lrD: 2e-4,
+  betas: [0.9, 0.99] as [number, number], eps: 1e-8, etaMin: 1e-7, warmup: 0, lrD: 2e-4,
   weights: { pixel: 10, gan: 1, feat: 10, perceptual: 0 }, perceptual: 'none' as const, identity: 0, permuteChannels: false, encoderFrom: 'both' as const, zeroModulation: false, latentScale: 1, levels: [] as number[], levelWeight: 0, levelGradWeight: 0, psnrWeight: 0.5,
   logEvery: 10, valEvery: 500, ckptEvery: 250, keepLast: 2, valCount: 24, valSide: 256, workers: 1, cacheGB: 'auto' as const, seed: 0,
   spadeHidden: SPADE_HIDDEN, amp: 'off' as const,
@@ -218,6 +220,7 @@ function withOverrides(base: TrainConfig, overrides: Partial<TrainConfig>, sourc
   // HIN normalises half of every block's channels, and the widths double from wf at each scale
   if (cfg.wf % 2) throw bad('wf', 'an even number');
   if (!Number.isInteger(cfg.workers) || cfg.workers < 0) throw bad('workers', 'a non-negative integer');
+  if (!Number.isInteger(cfg.warmup) || cfg.warmup < 0) throw bad('warmup', 'a non-negative integer (steps)');
   if (!Number.isSafeInteger(cfg.seed)) throw bad('seed', 'an integer');
   if (cfg.tMax !== undefined && !(Number.isInteger(cfg.tMax) && cfg.tMax >= 1)) throw bad('tMax', 'a positive integer (the schedule length)');
   for (const k of ['lr', 'lrD', 'eps'] as const) if (!(Number.isFinite(cfg[k]) && cfg[k] > 0)) throw bad(k, 'a positive number');

@@ -3,3 +3,14 @@ export function cosineLr(step: number, lr0: number, etaMin: number, tMax: number
   const t = Math.min(step, tMax);
   return etaMin + ((lr0 - etaMin) * (1 + Math.cos((Math.PI * t) / tMax))) / 2;
 }
+
+/**
+ * The cosine above after a linear warm-up: the rate rises from lr/warmup to the cosine's over the
+ * first `warmup` steps. A run started from trained weights with a fresh Adam needs it: Adam's
+ * first updates move every weight by about the rate whatever its gradient (its second moments
+ * are not yet estimated), which knocks a trained network out of its minimum at small batches.
+ */
+export function scheduledLr(step: number, lr0: number, etaMin: number, tMax: number, warmup: number): number {
+  const lr = cosineLr(step, lr0, etaMin, tMax);
+  return warmup > 0 && step < warmup ? (lr * (step + 1)) / warmup : lr;
+}

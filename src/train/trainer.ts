@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { PairedLoader, loadPairs } from '../data/paired.js';
 import { replaceFileSync } from '../data/atomic-write.js';
 import { makeIdentityPairs } from '../data/identity-pairs.js';
-import { cosineLr } from './schedule.js';
+import { scheduledLr } from './schedule.js';
 import { RunLog, plotSvg } from './log.js';
 import { validate, type ValPair, type ValResult } from './validate.js';
 import {
@@ -241,8 +241,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const batch = await loader.get(step);
       waitSecs += (performance.now() - tWait) / 1000;
       makeIdentityPairs(batch, { seed: cfg.seed, step, fraction: cfg.identity, first: loader.rank * loader.localBatch });
-      const lr = cosineLr(step, cfg.lr, cfg.etaMin, tMax);
-      task.setLr(lr, cosineLr(step, cfg.lrD, cfg.etaMin, tMax));
+      const lr = scheduledLr(step, cfg.lr, cfg.etaMin, tMax, cfg.warmup);
+      task.setLr(lr, scheduledLr(step, cfg.lrD, cfg.etaMin, tMax, cfg.warmup));
       try {
         pending.push({ step: step + 1, stats: task.step(batch, !lazy) });
       } catch (e) {
