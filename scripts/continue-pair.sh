@@ -3,8 +3,9 @@
 # its representation and its --ablate no-degradation twin, each fine-tuned from earlier weights
 # (for example a GPU session's exports), in alternating chunks of CHUNK steps, so that both have
 # always trained for the same number of steps when the job is stopped (a chunk ends at a
-# multiple of CHUNK, so a run stopped midway catches up to the other's step first). Run it again after a stop
-# and both continue where they were (each run resumes with the config it started with).
+# multiple of CHUNK, so a run stopped midway catches up to the other's step first). Run it again
+# after a stop and both continue where they were. Every chunk reads CONFIG again (iters included),
+# so an edit of it, a shorter schedule say, applies to both runs from their next chunks.
 #
 # To stop both at the same step (for a comparison at the end of a session), touch RUNS_DIR/STOP:
 # the job ends once the two runs are level, and removes the file.
@@ -26,9 +27,11 @@ CHUNK="${CHUNK:-250}"
 mkdir -p "$runs"
 msdi() { node bin/msdi.js "$@"; }
 steps() { ls "$1"/ckpt-*.safetensors 2>/dev/null | sed 's/.*ckpt-0*\([0-9]*\)\.safetensors/\1/' | sort -n | tail -1 || true; }
-iters=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).iters)' "$config")
 
 while :; do
+  iters=$(node -e 'const n = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).iters;
+    if (!Number.isInteger(n) || n < 1) { console.error(`continue-pair: ${process.argv[1]}: expected "iters", the schedule both runs end at`); process.exit(2); }
+    console.log(n)' "$config")
   s2=$(steps "$runs/pair-stage2"); s2=${s2:-0}
   ab=$(steps "$runs/pair-ablation"); ab=${ab:-0}
   [ "$s2" -ge "$iters" ] && [ "$ab" -ge "$iters" ] && break
