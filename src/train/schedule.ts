@@ -6,9 +6,10 @@ export function cosineLr(step: number, lr0: number, etaMin: number, tMax: number
 
 /**
  * The cosine above after a linear warm-up: the rate rises from lr/warmup to the cosine's over the
- * first `warmup` steps. A run started from trained weights with a fresh Adam needs it: Adam's
- * first updates move every weight by about the rate whatever its gradient (its second moments
- * are not yet estimated), which knocks a trained network out of its minimum at small batches.
+ * first `warmup` steps. For runs started from trained weights with a fresh Adam, whose first
+ * updates move every weight by about the rate whatever its gradient (its second moments are not
+ * yet estimated). It did not keep CPU fine-tunes of the bundled network at batch 8 from losing
+ * ground (training log, "5000 CPU steps with a warm-up"): their batches' noise does that.
  */
 export function scheduledLr(step: number, lr0: number, etaMin: number, tMax: number, warmup: number): number {
   const lr = cosineLr(step, lr0, etaMin, tMax);
